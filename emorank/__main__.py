@@ -1,0 +1,5 @@
+import sys
+
+from emorank.cli import main
+
+sys.exit(main())

@@ -1,0 +1,318 @@
+"""The EmotionRankCLAP model: frozen encoders (by name) + trainable projection heads + a learnable temperature.
+
+Only the heads and the temperature are trainable (paper §3.1, eq. 2). The frozen encoders are built lazily from
+their registry names the first time raw inputs (files, waveforms, strings) are encoded, so a checkpoint loads in
+milliseconds and training, which reads cached features, never builds them.
+
+    model = EmotionRankCLAP.from_checkpoint("checkpoints/demo-emotionrankclap")
+    a = model.encode_audio(["a.wav", "b.wav"])      # [2, 512] L2-normalised numpy
+    t = model.encode_text("The person is speaking in a calm, warm voice.")
+    a @ t.T                                          # cosine similarities
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+CHECKPOINT_FORMAT = "emorank-checkpoint"
+CHECKPOINT_VERSION = 1
+HEADS_FILE = "heads.safetensors"
+CONFIG_FILE = "config.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is missing, corrupt, or does not match the configuration it is used with."""
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild the model; saved inside every checkpoint."""
+
+    audio_encoder: str = "egemaps"
+    text_encoder: str = "minilm"
+    audio_encoder_kwargs: dict = field(default_factory=dict)
+    text_encoder_kwargs: dict = field(default_factory=dict)
+    audio_dim: int = 88
+    text_dim: int = 384
+    embed_dim: int = 512  # paper: D = 512
+    temperature_init: float = 1.0  # paper: learnable temperature initialised at 1.0
+    max_logit_scale: float = 100.0  # CLIP practice: the scale 1/tau is clamped to at most 100
+    audio_fingerprint: str = ""  # encoder fingerprints, checked against feature caches
+    text_fingerprint: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CheckpointError(f"unknown model config keys {unknown}; this checkpoint comes from another version")
+        return cls(**data)
+
+
+class FeatureNormaliser:
+    """Z-scores raw frozen-encoder features, per speaker when speakers are known (DESIGN.md §3.3).
+
+    mode = "speaker": rows of a speaker with at least `min_speaker_rows` rows are z-scored with that speaker's own
+    mean/std; other rows (unknown or rare speakers, single uploaded clips) use the global statistics fitted on the
+    training split. mode = "global": global statistics only. mode = "none": identity (neural encoders).
+    Our interpretation: min_speaker_rows = 5, std floor 1e-6.
+    """
+
+    MODES = ("speaker", "global", "none")
+
+    def __init__(self, mode: str = "global", mean: np.ndarray | None = None, std: np.ndarray | None = None,
+                 min_speaker_rows: int = 5) -> None:
+        if mode not in self.MODES:
+            raise ValueError(f"unknown normalisation mode {mode!r}; valid: {', '.join(self.MODES)}")
+        self.mode = mode
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float32)
+        self.std = None if std is None else np.asarray(std, dtype=np.float32)
+        self.min_speaker_rows = min_speaker_rows
+
+    def fit(self, x: np.ndarray) -> "FeatureNormaliser":
+        x = _finite(x)
+        self.mean = x.mean(axis=0).astype(np.float32)
+        self.std = np.maximum(x.std(axis=0), 1e-6).astype(np.float32)
+        return self
+
+    def __call__(self, x: np.ndarray, speakers: Sequence[str] | None = None) -> np.ndarray:
+        x = _finite(np.asarray(x, dtype=np.float32))  # [N, Da]
+        if self.mode == "none":
+            return x
+        if self.mean is None:
+            raise CheckpointError("feature normaliser used before it was fitted")
+        out = (x - self.mean) / self.std
+        if self.mode == "speaker" and speakers is not None:
+            speakers = np.asarray(list(speakers), dtype=object)
+            for spk in np.unique(speakers):
+                rows = np.flatnonzero(speakers == spk)
+                if spk and len(rows) >= self.min_speaker_rows:
+                    sub = x[rows]
+                    out[rows] = (sub - sub.mean(axis=0)) / np.maximum(sub.std(axis=0), 1e-6)
+        return out.astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "min_speaker_rows": self.min_speaker_rows,
+                "mean": None if self.mean is None else self.mean.tolist(),
+                "std": None if self.std is None else self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureNormaliser":
+        return cls(data["mode"], data.get("mean"), data.get("std"), data.get("min_speaker_rows", 5))
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    """Replace NaN/inf feature values by 0 (openSMILE can emit NaN on pathological frames)."""
+    return np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+class ProjectionHead(nn.Module):
+    """Linear + ReLU, as in the paper (§3.1: "a linear transformation followed with ReLU activation")."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.linear(x))
+
+
+class EmotionRankCLAP(nn.Module):
+    """Projection heads for audio and text features, a learnable temperature, and encode helpers."""
+
+    def __init__(self, config: ModelConfig | None = None, normaliser: FeatureNormaliser | None = None,
+                 extra: dict | None = None) -> None:
+        super().__init__()
+        self.config = config or ModelConfig()
+        self.normaliser = normaliser or FeatureNormaliser("none")
+        self.extra = dict(extra or {})  # system, caption builder, training config, metrics (saved as is)
+        c = self.config
+        self.audio_proj = ProjectionHead(c.audio_dim, c.embed_dim)
+        self.text_proj = ProjectionHead(c.text_dim, c.embed_dim)
+        # Learn log(1/tau) so the scale stays positive; clamped after each optimiser step (see clamp_logit_scale).
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / c.temperature_init)))
+        self._audio_encoder = None
+        self._text_encoder = None
+
+    # ------------------------------------------------------------------ maths
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.log_logit_scale.exp()
+
+    @torch.no_grad()
+    def clamp_logit_scale(self) -> None:
+        self.log_logit_scale.clamp_(max=math.log(self.config.max_logit_scale))
+
+    def project_audio(self, feats: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.audio_proj(feats), dim=-1)  # [N, D]
+
+    def project_text(self, feats: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_proj(feats), dim=-1)  # [N, D]
+
+    def forward(self, audio_feats: torch.Tensor, text_feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Normalised features in, {"audio": [N, D], "text": [N, D], "logit_scale": scalar} out."""
+        return {"audio": self.project_audio(audio_feats), "text": self.project_text(text_feats),
+                "logit_scale": self.logit_scale}
+
+    # --------------------------------------------------------------- encoders
+    @property
+    def audio_encoder(self):
+        if self._audio_encoder is None:
+            from emorank.encoders import build_audio_encoder
+            self._audio_encoder = build_audio_encoder(self.config.audio_encoder, **self.config.audio_encoder_kwargs)
+        return self._audio_encoder
+
+    @property
+    def text_encoder(self):
+        if self._text_encoder is None:
+            from emorank.encoders import build_text_encoder
+            self._text_encoder = build_text_encoder(self.config.text_encoder, **self.config.text_encoder_kwargs)
+        return self._text_encoder
+
+    def _device(self) -> torch.device:
+        return self.log_logit_scale.device
+
+    @torch.inference_mode()
+    def embed_audio_features(self, raw: np.ndarray, speakers: Sequence[str] | None = None,
+                             batch_size: int = 4096) -> np.ndarray:
+        """Raw frozen-encoder features [N, Da] -> normalised joint-space embeddings [N, D] (numpy)."""
+        x = self.normaliser(raw, speakers)
+        return self._project_batched(x, self.project_audio, batch_size)
+
+    @torch.inference_mode()
+    def embed_text_features(self, raw: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        return self._project_batched(_finite(raw), self.project_text, batch_size)
+
+    def _project_batched(self, x: np.ndarray, project, batch_size: int) -> np.ndarray:
+        was_training = self.training
+        self.eval()
+        out = [project(torch.from_numpy(x[i:i + batch_size]).to(self._device())).cpu().numpy()
+               for i in range(0, len(x), batch_size)]
+        self.train(was_training)
+        return np.concatenate(out) if out else np.zeros((0, self.config.embed_dim), np.float32)
+
+    def encode_audio(self, audio, speakers: Sequence[str] | None = None, numpy: bool = True):
+        """Files, a waveform (16 kHz float array) or a list of either -> [N, D] L2-normalised embeddings.
+
+        Speaker normalisation uses each speaker's own statistics when `speakers` is given and a speaker has enough
+        clips; otherwise the global training statistics stored in the checkpoint. Deterministic.
+        """
+        items = _as_list(audio)
+        waves = [a for a in items if not isinstance(a, (str, os.PathLike))]
+        if waves and len(waves) != len(items):
+            raise TypeError("encode_audio takes file paths or waveforms, not a mix of both")
+        enc = self.audio_encoder
+        raw = enc.encode([np.asarray(w, dtype=np.float32) for w in items]) if waves else enc.encode_files(
+            [str(p) for p in items])
+        emb = self.embed_audio_features(raw, speakers)
+        return emb if numpy else torch.from_numpy(emb)
+
+    def encode_text(self, texts: str | Sequence[str], numpy: bool = True):
+        """A string or a list of strings -> [N, D] L2-normalised embeddings."""
+        raw = self.text_encoder.encode(_as_list(texts))
+        emb = self.embed_text_features(raw)
+        return emb if numpy else torch.from_numpy(emb)
+
+    # ------------------------------------------------------------ checkpoints
+    def save(self, path: str | os.PathLike, **extra: Any) -> Path:
+        """Write the checkpoint folder atomically (temp folder + rename); returns its path."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.extra.update(extra)
+        config = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": asdict(self.config),
+                  "normaliser": self.normaliser.to_dict(), "git_revision": git_revision(), **self.extra}
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+            save_file(tensors, str(tmp / HEADS_FILE))
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_json_default))
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.replace(path, old)
+            os.replace(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "EmotionRankCLAP":
+        """Rebuild a model from its checkpoint folder alone; strict: any mismatch raises CheckpointError."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        config = read_checkpoint_config(path)
+        model = cls(ModelConfig.from_dict(config.pop("model")), FeatureNormaliser.from_dict(config.pop("normaliser")),
+                    extra={k: v for k, v in config.items() if k not in ("format", "version", "git_revision")})
+        try:
+            state = load_file(str(Path(path) / HEADS_FILE))
+        except (OSError, SafetensorError) as err:
+            raise CheckpointError(f"cannot read {Path(path) / HEADS_FILE}: {err}") from err
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise CheckpointError(f"checkpoint {path} does not match its own config.json: {err}") from err
+        return model.to(device).eval()
+
+
+def read_checkpoint_config(path: str | os.PathLike) -> dict:
+    """The parsed config.json of a checkpoint folder, after format checks."""
+    path = Path(path)
+    cfg_file = path / CONFIG_FILE
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint {path} not found (expected a folder with {HEADS_FILE} and {CONFIG_FILE})")
+    if not cfg_file.is_file():
+        raise CheckpointError(f"{path} is not an emorank checkpoint: {CONFIG_FILE} is missing")
+    try:
+        config = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{cfg_file} is corrupt: {err}") from err
+    if config.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an emorank checkpoint (format {config.get('format')!r})")
+    if config.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {config.get('version')}, this emorank reads "
+                              f"version {CHECKPOINT_VERSION}")
+    return config
+
+
+def git_revision() -> str:
+    """The current git commit of the emorank source tree, or "" outside a repository."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _as_list(x) -> list:
+    if isinstance(x, (str, os.PathLike)) or (isinstance(x, np.ndarray) and x.ndim == 1):
+        return [x]
+    return list(x)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} into a checkpoint config")
