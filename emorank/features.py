@@ -1,0 +1,237 @@
+"""Feature cache: each frozen encoder's output is computed once per file content (or text) and stored.
+
+Training and evaluation read only this cache. The cache is one SQLite file (stdlib, atomic transactions, safe to
+interrupt at any point: a row is either fully written or absent):
+
+    hashes(path, size, mtime_ns, sha)          -- remembers file-content hashes so unchanged files are not re-read
+    features(encoder, sha, vec)                -- float32 vectors keyed by the encoder's fingerprint + content hash
+
+A changed file has a new content hash, so it is recomputed; an unchanged one never is. Bad files (corrupt, silent,
+too long) are reported and skipped, never fatal for a corpus run.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+ProgressFn = Callable[[int, int], None]
+
+
+def default_cache_path() -> Path:
+    """$EMORANK_CACHE if set, else ~/.cache/emorank/features.sqlite."""
+    env = os.environ.get("EMORANK_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emorank" / "features.sqlite"
+
+
+def file_sha(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def text_sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class AudioFeatures:
+    """Raw features for the rows of a manifest that could be encoded; `rows` indexes the manifest."""
+
+    values: np.ndarray  # [M, Da]
+    rows: np.ndarray  # [M] int64 indices into the input list
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+class FeatureCache:
+    """A SQLite-backed store of frozen-encoder features, keyed by encoder fingerprint and content hash."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, "
+                         "mtime_ns INTEGER, sha TEXT)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS features (encoder TEXT, sha TEXT, vec BLOB, "
+                         "PRIMARY KEY (encoder, sha))")
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "FeatureCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------- hashing
+    def content_hash(self, path: str) -> str:
+        """sha256 of the file, memoised on (path, size, mtime_ns)."""
+        st = os.stat(path)
+        row = self._db.execute("SELECT size, mtime_ns, sha FROM hashes WHERE path = ?", (path,)).fetchone()
+        if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
+            return row[2]
+        sha = file_sha(path)
+        self._db.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)", (path, st.st_size, st.st_mtime_ns, sha))
+        return sha
+
+    # -------------------------------------------------------------- vectors
+    def get_many(self, encoder: str, shas: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(shas))
+        for i in range(0, len(unique), 900):  # SQLite's bound-parameter limit
+            chunk = unique[i:i + 900]
+            marks = ",".join("?" * len(chunk))
+            for sha, blob in self._db.execute(
+                    f"SELECT sha, vec FROM features WHERE encoder = ? AND sha IN ({marks})", (encoder, *chunk)):
+                found[sha] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, encoder: str, items: dict[str, np.ndarray]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?)",
+                             [(encoder, sha, np.asarray(v, np.float32).tobytes()) for sha, v in items.items()])
+        self._db.commit()
+
+    def count(self, encoder: str | None = None) -> int:
+        if encoder is None:
+            return self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0]
+        return self._db.execute("SELECT COUNT(*) FROM features WHERE encoder = ?", (encoder,)).fetchone()[0]
+
+    # ---------------------------------------------------------- high level
+    def audio_features(self, paths: Sequence[str], encoder, workers: int | None = None,
+                       progress: bool | ProgressFn = True, chunk: int = 64) -> AudioFeatures:
+        """Features for each path, computing only what is missing; unreadable files are skipped and reported."""
+        fp = encoder.fingerprint()
+        shas: list[str | None] = []
+        skipped: list[tuple[str, str]] = []
+        for p in paths:
+            try:
+                shas.append(self.content_hash(str(p)))
+            except OSError as err:
+                shas.append(None)
+                skipped.append((str(p), f"cannot read file: {err.strerror or err}"))
+        self._db.commit()
+        have = self.get_many(fp, [s for s in shas if s])
+        first_path: dict[str, str] = {}  # one file per missing content hash (copies are encoded once)
+        for p, s in zip(paths, shas):
+            if s and s not in have:
+                first_path.setdefault(s, str(p))
+        todo = list(first_path.values())
+        sha_of = {str(p): s for p, s in zip(paths, shas)}
+        for done_paths, vecs, bad in _extract(todo, encoder, workers, progress, chunk):
+            new = {sha_of[str(p)]: v for p, v in zip(done_paths, vecs)}
+            self.put_many(fp, new)
+            have.update(new)
+            skipped.extend(bad)
+        bad_shas = {sha_of[p] for p, _ in skipped if sha_of.get(p)}
+        for p, s in zip(paths, shas):  # copies of a bad file are bad too
+            if s in bad_shas and all(str(p) != q for q, _ in skipped):
+                skipped.append((str(p), next(r for q, r in skipped if sha_of.get(q) == s)))
+        rows = [i for i, s in enumerate(shas) if s in have]
+        if skipped:
+            warnings.warn(f"skipped {len(skipped)} of {len(paths)} audio files; first: "
+                          + "; ".join(f"{p}: {r}" for p, r in skipped[:3]), stacklevel=2)
+        dim = getattr(encoder, "dim", 0)
+        values = np.stack([have[shas[i]] for i in rows]) if rows else np.zeros((0, dim), np.float32)
+        return AudioFeatures(values, np.asarray(rows, dtype=np.int64), skipped)
+
+    def text_features(self, texts: Sequence[str], encoder, batch_size: int = 256) -> np.ndarray:
+        """Features [N, Dt] for each text, computing each distinct missing text once."""
+        fp = encoder.fingerprint()
+        shas = [text_sha(t) for t in texts]
+        have = self.get_many(fp, shas)
+        missing = list(dict.fromkeys(t for t, s in zip(texts, shas) if s not in have))
+        for i in range(0, len(missing), batch_size):
+            batch = missing[i:i + batch_size]
+            vecs = encoder.encode(batch)
+            new = {text_sha(t): v for t, v in zip(batch, vecs)}
+            self.put_many(fp, new)
+            have.update(new)
+        if not texts:
+            return np.zeros((0, getattr(encoder, "dim", 0)), np.float32)
+        return np.stack([have[s] for s in shas])
+
+
+# ---------------------------------------------------------------- extraction
+def _extract(paths: list[str], encoder, workers: int | None, progress: bool | ProgressFn, chunk: int):
+    """Yield (paths, vectors, skipped) per chunk; CPU encoders run in worker processes, others in-process."""
+    if not paths:
+        return
+    report = _progress(progress, len(paths), desc=f"features ({encoder.name})")
+    parallel = getattr(encoder, "parallel_safe", False) and (workers or 0) != 1 and len(paths) > chunk
+    if workers is None:
+        workers = max(1, min(4, os.cpu_count() or 1))
+    done = 0
+    try:
+        if parallel and workers > 1:
+            with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(encoder,)) as pool:
+                chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+                for result in pool.map(_worker_encode, chunks):
+                    done += len(result[0]) + len(result[2])
+                    report(done)
+                    yield result
+        else:
+            for i in range(0, len(paths), chunk):
+                result = _encode_chunk(encoder, paths[i:i + chunk])
+                done += len(result[0]) + len(result[2])
+                report(done)
+                yield result
+    finally:
+        report(None)
+
+
+def _encode_chunk(encoder, paths: list[str]):
+    from emorank.audio import AudioError, load_audio
+
+    ok, waves, bad = [], [], []
+    for p in paths:
+        try:
+            waves.append(load_audio(p))
+            ok.append(p)
+        except AudioError as err:
+            bad.append((p, str(err)))
+    vecs = encoder.encode(waves) if waves else np.zeros((0, encoder.dim), np.float32)
+    return ok, np.asarray(vecs, dtype=np.float32), bad
+
+
+_WORKER_ENCODER = None
+
+
+def _worker_init(encoder) -> None:
+    global _WORKER_ENCODER
+    _WORKER_ENCODER = encoder
+
+
+def _worker_encode(paths: list[str]):
+    return _encode_chunk(_WORKER_ENCODER, paths)
+
+
+def _progress(progress: bool | ProgressFn, total: int, desc: str) -> Callable[[int | None], None]:
+    """A reporter called with the number done so far, and None at the end."""
+    if callable(progress):
+        return lambda done: progress(done, total) if done is not None else None
+    if not progress:
+        return lambda done: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="file")
+
+    def report(done):
+        if done is None:
+            bar.close()
+        else:
+            bar.update(done - bar.n)
+    return report
