@@ -1,0 +1,271 @@
+"""Command line: `python -m emorank <command> --help` documents each command."""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+DESCRIPTION = """emorank: EmotionRankCLAP and the emotion-CLAP family.
+
+commands:
+  corpus    build the synthetic demo corpus (eSpeak NG, offline)
+  features  fill the feature cache for a manifest
+  train     train a system's projection heads on cached features
+  evaluate  the paper's alignment and ordinality protocol (+ recall@k, V-A CCC)
+  search    caption or valence-arousal point -> nearest clips
+  caption   valence-arousal point -> speaking-style captions
+"""
+
+
+def _manifest(args):
+    from emorank.datasets import load_corpus, read_csv_manifest
+
+    if getattr(args, "corpus", None):
+        return load_corpus(args.corpus, args.manifest)
+    return read_csv_manifest(args.manifest)
+
+
+def _cache(args):
+    from emorank.features import FeatureCache
+    return FeatureCache(args.cache)
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--manifest", required=True, help="generic CSV manifest (or a corpus folder with --corpus)")
+    p.add_argument("--corpus", help="read --manifest as the root folder of this corpus "
+                   "(msp-podcast, iemocap, ravdess, crema-d, emodb)")
+    p.add_argument("--cache", help="feature cache file (default: $EMORANK_CACHE or ~/.cache/emorank/features.sqlite)")
+
+
+def _add_encoder_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--audio-encoder", default="egemaps", help="egemaps (offline default) | odyssey-wavlm | hf")
+    p.add_argument("--text-encoder", default="minilm", help="minilm (offline default) | distilroberta-emotion | hf")
+    p.add_argument("--audio-model", help="model id or folder for --audio-encoder hf / odyssey-wavlm")
+    p.add_argument("--text-model", help="model id or folder for --text-encoder hf / distilroberta-emotion")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow the hub model's own code to run (needed by odyssey-wavlm)")
+    p.add_argument("--workers", type=int, help="feature-extraction processes (default: up to 4)")
+
+
+def _encoder_kwargs(args) -> tuple[dict, dict]:
+    audio, text = {}, {}
+    if args.audio_model:
+        audio["model"] = args.audio_model
+    if args.trust_remote_code:
+        audio["trust_remote_code"] = True
+    if args.text_model:
+        text["model"] = args.text_model
+    return audio, text
+
+
+# ------------------------------------------------------------------ commands
+def cmd_corpus(args) -> int:
+    from emorank.corpus import build_demo_corpus
+    path = build_demo_corpus(args.out, n=args.n, seed=args.seed, workers=args.workers, overwrite=args.overwrite)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_features(args) -> int:
+    from emorank.encoders import build_audio_encoder
+    from emorank.systems import get_system, prepare_data
+
+    manifest = _manifest(args)
+    with _cache(args) as cache:
+        if args.system:
+            config = train_config_from_args(args)
+            data = prepare_data(manifest, get_system(args.system), config, cache=cache,
+                                splits=sorted(set(manifest.split)))
+            print(f"cached audio features of {len(data.manifest)} clips and text features of "
+                  f"{len(set(data.captions))} distinct {args.system} captions")
+            skipped = data.skipped
+        else:
+            audio_kw, _ = _encoder_kwargs(args)
+            feats = cache.audio_features(manifest.path, build_audio_encoder(args.audio_encoder, **audio_kw),
+                                         workers=args.workers)
+            print(f"cached audio features of {len(feats.rows)} clips")
+            skipped = feats.skipped
+        for path, reason in skipped:
+            print(f"  skipped {path}: {reason}")
+    return 0
+
+
+def train_config_from_args(args):
+    from emorank.train import TrainConfig
+    audio_kw, text_kw = _encoder_kwargs(args)
+    return TrainConfig(system=args.system, loss=args.loss, audio_encoder=args.audio_encoder,
+                       text_encoder=args.text_encoder, audio_encoder_kwargs=audio_kw, text_encoder_kwargs=text_kw,
+                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                       temperature_init=args.temperature, seed=args.seed, caption_seed=args.caption_seed,
+                       device=args.device, workers=args.workers, audio_norm=args.audio_norm,
+                       captions=args.captions)
+
+
+def cmd_train(args) -> int:
+    from emorank.train import train
+
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print("\nstopping after this step and saving the best checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+
+    def on_event(e: dict) -> None:
+        if e["event"] == "epoch":
+            print(f"epoch {e['epoch'] + 1}: train {e['train_loss']:.4f}  val {e['val_loss']:.4f}  "
+                  f"scale {e['logit_scale']:.3f}  best epoch {e['best_epoch'] + 1}  ({e['seconds']:.1f}s)")
+        elif e["event"] == "done":
+            print(f"checkpoint: {e['checkpoint']}" + ("  (stopped early)" if e["stopped"] else ""))
+
+    try:
+        with _cache(args) as cache:
+            train(_manifest(args), train_config_from_args(args), args.out, cache=cache, on_event=on_event,
+                  stop=stop, resume=args.resume)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from emorank.evaluate import EvalConfig, evaluate
+    from emorank.model import EmotionRankCLAP
+
+    model = EmotionRankCLAP.from_checkpoint(args.checkpoint)
+    config = EvalConfig(n_trials=args.trials, n_pairs=args.pairs, n_lists=args.lists, seed=args.seed)
+    with _cache(args) as cache:
+        report = evaluate(model, _manifest(args), args.split, config, cache)
+    a, o = report["alignment"], report["ordinality"]
+    print(f"MMD {a['mmd']['mean']:.4f} ± {a['mmd']['std']:.4f}   Wasserstein {a['wasserstein']['mean']:.4f} ± "
+          f"{a['wasserstein']['std']:.4f}")
+    print(f"AOC {o['aoc']['mean']:.3f} ± {o['aoc']['std']:.3f}   VOC {o['voc']['mean']:.3f} ± {o['voc']['std']:.3f}")
+    r, v = report["retrieval"], report["va_estimation"]
+    print("recall " + "  ".join(f"{k} {r[k]:.3f}" for k in r if "@" in k))
+    print(f"V-A CCC valence {v['ccc_valence']:.3f}  arousal {v['ccc_arousal']:.3f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from emorank.model import EmotionRankCLAP
+    from emorank.retrieval import Collection
+
+    if (args.text is None) == (args.valence is None or args.arousal is None):
+        raise SystemExit("search: give either --text, or both --valence and --arousal")
+    model = EmotionRankCLAP.from_checkpoint(args.checkpoint)
+    manifest = _manifest(args)
+    if args.split:
+        manifest = manifest.split_of(args.split)
+    with _cache(args) as cache:
+        index = Collection.from_manifest(model, manifest, cache)
+        if args.text is not None:
+            caption, hits = args.text, index.search_text(args.text, args.k)
+        else:
+            caption, hits = index.search_va(args.valence, args.arousal, args.k)
+    print(f"query: {caption}")
+    for rank, h in enumerate(hits, 1):
+        print(f"{rank:>3}  {h.score:.3f}  V {h.valence:.2f}  A {h.arousal:.2f}  {h.emotion or '-':<9} {h.path}")
+    return 0
+
+
+def cmd_caption(args) -> int:
+    from emorank.captions import caption_cli_text
+    for line in caption_cli_text(args.valence, args.arousal, args.n, args.seed):
+        print(line)
+    return 0
+
+
+# -------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from emorank.losses import LOSSES
+    from emorank.systems import CAPTION_BUILDERS, SYSTEMS
+
+    parser = argparse.ArgumentParser(prog="python -m emorank", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("corpus", help="build the synthetic demo corpus")
+    p.add_argument("--out", required=True, help="output folder (audio/ and manifest.csv)")
+    p.add_argument("--n", type=int, default=1000, help="number of clips (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="synthesis processes (default: all cores)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing corpus folder")
+    p.set_defaults(func=cmd_corpus)
+
+    p = sub.add_parser("features", help="fill the feature cache")
+    _add_data_args(p)
+    _add_encoder_args(p)
+    p.add_argument("--system", choices=list(SYSTEMS), help="also cache the text features of this system's captions")
+    p.set_defaults(func=cmd_features, loss=None, epochs=15, batch_size=64, lr=1e-4, weight_decay=0.0, temperature=1.0,
+                   seed=0, caption_seed=0, device="auto", audio_norm="auto", captions=None)
+
+    p = sub.add_parser("train", help="train a system (fills the feature cache when needed)")
+    _add_data_args(p)
+    _add_encoder_args(p)
+    p.add_argument("--out", required=True, help="run folder; the checkpoint goes to OUT/checkpoint")
+    p.add_argument("--system", default="emotionrankclap", choices=list(SYSTEMS))
+    p.add_argument("--loss", choices=list(LOSSES), help="override the system's loss")
+    p.add_argument("--captions", choices=list(CAPTION_BUILDERS), help="override the system's caption builder")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--temperature", type=float, default=1.0, help="initial temperature (paper: 1.0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--caption-seed", type=int, default=0)
+    p.add_argument("--audio-norm", default="auto", choices=["auto", "speaker", "global", "none"])
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="the paper's evaluation protocol")
+    _add_data_args(p)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--trials", type=int, default=30)
+    p.add_argument("--pairs", type=int, default=5000)
+    p.add_argument("--lists", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the full report here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("search", help="caption or V-A point -> clips")
+    _add_data_args(p)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", help="search only this split (default: all clips)")
+    p.add_argument("--text")
+    p.add_argument("--valence", type=float)
+    p.add_argument("--arousal", type=float)
+    p.add_argument("--k", type=int, default=5)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("caption", help="V-A point -> captions")
+    p.add_argument("--valence", type=float, required=True)
+    p.add_argument("--arousal", type=float, required=True)
+    p.add_argument("--n", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_caption)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from emorank.audio import AudioError
+    from emorank.datasets import ManifestError
+    from emorank.model import CheckpointError
+
+    try:
+        return args.func(args)
+    except (ManifestError, CheckpointError, AudioError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+

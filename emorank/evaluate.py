@@ -1,0 +1,97 @@
+"""The paper's evaluation protocol (§4.2; REFERENCE.md §5) plus retrieval recall and V-A estimation.
+
+    report = evaluate(EmotionRankCLAP.from_checkpoint(c), manifest, split="test")
+    report["ordinality"]["aoc"]["mean"]
+
+Keys: alignment.{mmd,wasserstein}.{mean,std,values}, ordinality.{aoc,voc}.{mean,std,values},
+retrieval.{a2t_r@1,...}, va_estimation.{ccc_valence,ccc_arousal,...}, meta.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from emorank.captions import va_caption
+from emorank.datasets import Manifest
+from emorank.features import FeatureCache
+from emorank.metrics import (alignment_trials, ccc, ordinality_lists, ordinality_test, pearson, recall_at_k,
+                             va_from_similarity)
+from emorank.model import EmotionRankCLAP
+from emorank.retrieval import audio_embeddings, grid_embeddings, text_embeddings
+from emorank.systems import caption_builder_from_spec, paralinguistic_features
+
+
+@dataclass
+class EvalConfig:
+    """Protocol sizes (paper: 30 trials of 5000 pairs; 100 lists of 14 captions per axis)."""
+
+    n_trials: int = 30
+    n_pairs: int = 5000
+    n_lists: int = 100
+    retrieval_max: int = 5000  # recall@k on at most this many pairs (an N x N similarity matrix)
+    va_temperature: float = 0.02  # softmax temperature of the V-A estimate over the caption grid (ours)
+    seed: int = 0
+
+
+def pair_captions(model: EmotionRankCLAP, manifest: Manifest, cache: FeatureCache, progress: bool) -> list[str]:
+    """The captions the checkpoint's system pairs with these clips (its own caption builder)."""
+    builder = caption_builder_from_spec(model.extra.get("captions", {"builder": "va", "seed": 0}))
+    para = None
+    if getattr(builder, "needs_features", False):
+        para = paralinguistic_features(manifest, cache, None, progress)
+    return builder.build(manifest, para)
+
+
+def ordinality(model: EmotionRankCLAP, audio_emb: np.ndarray, labels: np.ndarray, n_lists: int, seed: int,
+               cache: FeatureCache | None) -> dict:
+    """AOC and VOC: Kendall tau between each list's caption values and its retrieved clips' labels."""
+    out = {}
+    for key, axis, col in (("aoc", "arousal", 1), ("voc", "valence", 0)):
+        lists = ordinality_lists(axis, n_lists)  # [L, 14, 2]
+        rng = np.random.default_rng(seed)
+        texts = [va_caption(v, a, rng) for v, a in lists.reshape(-1, 2)]
+        emb = text_embeddings(model, texts, cache).reshape(lists.shape[0], lists.shape[1], -1)  # [L, 14, D]
+        sims = emb @ audio_emb.T  # [L, 14, M]
+        out[key] = ordinality_test(sims, labels[:, col], lists[:, :, col])
+    return out
+
+
+def va_estimation(model: EmotionRankCLAP, audio_emb: np.ndarray, labels: np.ndarray, temperature: float,
+                  cache: FeatureCache | None) -> dict:
+    grid, grid_emb = grid_embeddings(model, cache=cache)
+    est = va_from_similarity(audio_emb @ grid_emb.T, grid, temperature)  # [M, 2]
+    return {"ccc_valence": ccc(est[:, 0], labels[:, 0]), "ccc_arousal": ccc(est[:, 1], labels[:, 1]),
+            "pearson_valence": pearson(est[:, 0], labels[:, 0]), "pearson_arousal": pearson(est[:, 1], labels[:, 1]),
+            "temperature": temperature}
+
+
+def evaluate(model: EmotionRankCLAP, manifest: Manifest, split: str = "test", config: EvalConfig | None = None,
+             cache: FeatureCache | None = None, progress: bool = True) -> dict:
+    """Run the whole protocol on one split of a manifest; returns the JSON-ready report."""
+    config = config or EvalConfig()
+    cache = cache or FeatureCache()
+    part = manifest.split_of(split)
+    if len(part) < 14:
+        raise ValueError(f"split {split!r} has {len(part)} clips; the ordinality test needs at least 14")
+    part, audio_emb = audio_embeddings(model, part, cache, progress)
+    labels = part.va()
+    text_emb = text_embeddings(model, pair_captions(model, part, cache, progress), cache)
+
+    rng = np.random.default_rng(config.seed)
+    sub = rng.choice(len(part), size=min(len(part), config.retrieval_max), replace=False)
+    report = {
+        "alignment": alignment_trials(audio_emb, text_emb, config.n_trials, config.n_pairs, config.seed),
+        "ordinality": ordinality(model, audio_emb, labels, config.n_lists, config.seed, cache),
+        "retrieval": recall_at_k(audio_emb[sub] @ text_emb[sub].T),
+        "va_estimation": va_estimation(model, audio_emb, labels, config.va_temperature, cache),
+        "meta": {"split": split, "clips": len(part), "system": model.extra.get("system", {}).get("name"),
+                 "logit_scale": model.logit_scale.item(), "protocol": asdict(config)},
+    }
+    return report
+
+
+def summary_row(report: dict) -> dict:
+    """The four headline numbers (mean, std) of a report."""
+    a, o = report["alignment"], report["ordinality"]
+    return {"mmd": a["mmd"], "wasserstein": a["wasserstein"], "aoc": o["aoc"], "voc": o["voc"]}

@@ -1,0 +1,274 @@
+"""Shared maths of the contrastive losses: input checks, similarities, label distances, soft targets.
+
+Every function here is pure (no module state) and works on any device and floating dtype. Label distances are
+computed in float64 because ties between them are decided by exact equality (see ``rank_n_contrast_terms``).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "LossInputError",
+    "DISTANCES",
+    "as_logit_scale",
+    "check_embeddings",
+    "check_labels",
+    "check_classes",
+    "check_square",
+    "cosine_logits",
+    "cosine_self_similarity",
+    "label_distance",
+    "l1_distance",
+    "l2_distance",
+    "zscore",
+    "cross_entropy_symmetric",
+    "soft_cross_entropy",
+    "soft_targets",
+    "rank_n_contrast_terms",
+    "tie_group_last_index",
+    "supcon_direction",
+    "same_class_mask",
+    "va_quadrants",
+]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+class LossInputError(ValueError):
+    """A loss got an input it cannot use (missing, wrong shape, wrong dtype, not finite)."""
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def check_embeddings(audio_emb: Tensor, text_emb: Tensor, loss_name: str) -> int:
+    """Check the two embedding matrices and return the batch size N."""
+    for arg, x in (("audio_emb", audio_emb), ("text_emb", text_emb)):
+        if not isinstance(x, Tensor):
+            raise LossInputError(f"{loss_name}: `{arg}` must be a torch.Tensor [N, D], got {type(x).__name__}")
+        if x.dim() != 2:
+            raise LossInputError(f"{loss_name}: `{arg}` must have shape [N, D], got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise LossInputError(f"{loss_name}: `{arg}` must be floating point, got {x.dtype}")
+    if audio_emb.shape != text_emb.shape:
+        raise LossInputError(
+            f"{loss_name}: `audio_emb` {tuple(audio_emb.shape)} and `text_emb` {tuple(text_emb.shape)} "
+            "must have the same shape [N, D] (row i of each is the i-th pair)"
+        )
+    if audio_emb.shape[0] == 0:
+        raise LossInputError(f"{loss_name}: empty batch (N = 0)")
+    return audio_emb.shape[0]
+
+
+def as_logit_scale(logit_scale: Tensor | float | None, like: Tensor, loss_name: str) -> Tensor:
+    """The multiplier of the cosine similarities (= 1 / temperature) as a 0-dim tensor; None means 1.0.
+
+    1.0 is the EmotionRankCLAP paper's initial temperature. A tensor keeps its autograd graph (a learnable scale).
+    """
+    if logit_scale is None:
+        return torch.ones((), dtype=like.dtype, device=like.device)
+    if not isinstance(logit_scale, Tensor):
+        return torch.tensor(float(logit_scale), dtype=like.dtype, device=like.device)
+    if logit_scale.numel() != 1:
+        raise LossInputError(
+            f"{loss_name}: `logit_scale` must be a scalar (1 / temperature), got shape {tuple(logit_scale.shape)}"
+        )
+    return logit_scale.reshape(())
+
+
+def check_labels(labels: Tensor | None, n: int, loss_name: str, device: torch.device) -> Tensor:
+    """Labels as a float64 [N, K] tensor (K = 2 for valence, arousal; a 1-d [N] input becomes [N, 1])."""
+    if labels is None:
+        raise LossInputError(
+            f"{loss_name} needs `labels` ([N, 2] float: valence, arousal per pair) but got None"
+        )
+    y = torch.as_tensor(labels).to(device=device, dtype=torch.float64)
+    if y.dim() == 1:
+        y = y[:, None]
+    if y.dim() != 2 or y.shape[0] != n or y.shape[1] == 0:
+        raise LossInputError(f"{loss_name}: `labels` must have shape [N={n}, 2], got {tuple(y.shape)}")
+    if not torch.isfinite(y).all():
+        bad = int((~torch.isfinite(y)).any(dim=1).nonzero()[0, 0])
+        raise LossInputError(f"{loss_name}: `labels` row {bad} is not finite: {y[bad].tolist()}")
+    return y
+
+
+def check_classes(classes: Tensor, n: int, loss_name: str, device: torch.device) -> Tensor:
+    """Category ids as an int64 [N] tensor; -1 means unknown; anything below -1 is an error."""
+    c = torch.as_tensor(classes, device=device)
+    if c.is_floating_point() or c.is_complex() or c.dtype == torch.bool:
+        raise LossInputError(f"{loss_name}: `classes` must be integer category ids [N], got dtype {c.dtype}")
+    if c.shape != (n,):
+        raise LossInputError(f"{loss_name}: `classes` must have shape [N={n}], got {tuple(c.shape)}")
+    c = c.long()
+    if (c < -1).any():
+        raise LossInputError(f"{loss_name}: `classes` must be >= -1 (-1 = unknown), got {int(c.min())}")
+    return c
+
+
+def check_square(matrix: Tensor | None, n: int, arg: str, loss_name: str, hint: str) -> Tensor:
+    """A required [N, N] floating matrix (e.g. teacher logits)."""
+    if matrix is None:
+        raise LossInputError(f"{loss_name} needs `{arg}` ({hint}) but got None")
+    if not isinstance(matrix, Tensor) or not matrix.is_floating_point():
+        raise LossInputError(f"{loss_name}: `{arg}` must be a floating torch.Tensor [N, N]")
+    if matrix.shape != (n, n):
+        raise LossInputError(f"{loss_name}: `{arg}` must have shape [N={n}, N={n}], got {tuple(matrix.shape)}")
+    if not torch.isfinite(matrix).all():
+        raise LossInputError(f"{loss_name}: `{arg}` contains non-finite values")
+    return matrix
+
+
+# --------------------------------------------------------------------------- similarities and distances
+
+
+def cosine_logits(audio_emb: Tensor, text_emb: Tensor, scale: Tensor) -> Tensor:
+    """scale * cos(a_i, t_k) for every pair: [N, D] x [M, D] -> [N, M].
+
+    The inputs are normally L2-normalised already (then this is scale * A @ T^T); normalising again is a no-op in
+    value and in gradient w.r.t. the pre-normalisation features, and it makes the result a true cosine otherwise.
+    Half-precision inputs are promoted to float32 (log-sum-exp and sorting need the range).
+    """
+    if audio_emb.dtype in _LOW_PRECISION:
+        audio_emb, text_emb = audio_emb.float(), text_emb.float()
+    a = F.normalize(audio_emb, dim=-1)  # [N, D]
+    t = F.normalize(text_emb, dim=-1)  # [M, D]
+    return scale * (a @ t.T)  # [N, M]
+
+
+def cosine_self_similarity(x: Tensor) -> Tensor:
+    """Cosine similarity of every pair of rows of one modality: [N, D] -> [N, N]."""
+    x = F.normalize(x.float() if x.dtype in _LOW_PRECISION else x, dim=-1)
+    return x @ x.T
+
+
+def l2_distance(y_a: Tensor, y_b: Tensor) -> Tensor:
+    """Euclidean distance between label vectors: [N, K] x [M, K] -> [N, M].
+
+    Computed element-wise (not with the |a|^2 + |b|^2 - 2ab trick of ``torch.cdist``) so that identical label
+    vectors give bit-identical distances, which the rank-based losses treat as ties.
+    """
+    diff = y_a[:, None, :] - y_b[None, :, :]  # [N, M, K]
+    return (diff * diff).sum(-1).sqrt()
+
+
+def l1_distance(y_a: Tensor, y_b: Tensor) -> Tensor:
+    """Sum of absolute label differences (the released Rank-N-Contrast choice): [N, K] x [M, K] -> [N, M]."""
+    return (y_a[:, None, :] - y_b[None, :, :]).abs().sum(-1)
+
+
+DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"l2": l2_distance, "l1": l1_distance}
+
+
+def label_distance(y_a: Tensor, y_b: Tensor, kind: str = "l2") -> Tensor:
+    """Label distance by name ("l2" or "l1"), in float64, without gradient: [N, K] x [M, K] -> [N, M]."""
+    if kind not in DISTANCES:
+        raise ValueError(f"unknown label distance {kind!r}; valid: {sorted(DISTANCES)}")
+    with torch.no_grad():
+        return DISTANCES[kind](y_a.double(), y_b.double())
+
+
+def zscore(x: Tensor, eps: float = 1e-8) -> Tensor:
+    """Standardise each column within the batch; constant columns become 0: [N, P] -> [N, P]."""
+    mean = x.mean(dim=0, keepdim=True)
+    std = x.std(dim=0, unbiased=False, keepdim=True)
+    return (x - mean) / std.clamp_min(eps)
+
+
+# --------------------------------------------------------------------------- cross-entropies and soft targets
+
+
+def cross_entropy_symmetric(logits: Tensor) -> Tensor:
+    """CLIP loss: mean of the row-wise (audio->text) and column-wise (text->audio) CE with the pairs as targets."""
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def soft_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """Row-wise cross-entropy against target distributions, averaged over rows: [N, M] x [N, M] -> scalar."""
+    return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def soft_targets(similarity: Tensor, hard_weight: float, tau: float = 1.0) -> Tensor:
+    """hard_weight * I + (1 - hard_weight) * softmax(similarity / tau) row-wise, detached: [N, N] -> [N, N].
+
+    Each row sums to 1. The similarity is detached: targets steer the embeddings, they are not trained.
+    """
+    sim = similarity.detach()
+    eye = torch.eye(sim.shape[0], dtype=sim.dtype, device=sim.device)
+    return hard_weight * eye + (1.0 - hard_weight) * F.softmax(sim / tau, dim=1)
+
+
+# --------------------------------------------------------------------------- Rank-N-Contrast
+
+
+def tie_group_last_index(sorted_rows: Tensor) -> Tensor:
+    """For each position of each (sorted) row, the index of the last element equal to it: [N, M] -> [N, M] int64.
+
+    Ties are exact equality; equal values must be contiguous, which sorting guarantees.
+    """
+    n_rows, m = sorted_rows.shape
+    position = torch.arange(m, device=sorted_rows.device).expand(n_rows, m)  # [N, M]
+    is_last = torch.ones_like(sorted_rows, dtype=torch.bool)
+    is_last[:, :-1] = sorted_rows[:, :-1] != sorted_rows[:, 1:]
+    candidate = torch.where(is_last, position, torch.full_like(position, m))  # [N, M]
+    # the first group end at or after each position = a suffix minimum (flip, running min, flip back)
+    return candidate.flip(1).cummin(dim=1).values.flip(1)
+
+
+def rank_n_contrast_terms(logits: Tensor, distance: Tensor) -> Tensor:
+    """-log P(candidate j | anchor i, S_ij) for every pair, with S_ij = {k : d(i, k) >= d(i, j)}.
+
+    logits [N, M] (anchor rows x candidates), distance [N, M] (label distances, no gradient) -> [N, M] terms,
+    each row in the anchor's own order of decreasing label distance (the mean over a row does not depend on it).
+
+    O(N M log M) time and O(N M) memory: sort each row by label distance (far to near), take a running
+    log-sum-exp of the sorted logits; the running value at position p is the log-sum over every candidate at
+    least as far as the p-th, except that candidates tied with it but placed after it are missing, so each
+    candidate reads the value at the LAST position of its tie group. The sort is a constant permutation (labels
+    carry no gradient), so the gradients are the exact gradients of eq. 3-4.
+    """
+    order = torch.argsort(distance, dim=1, descending=True, stable=True)  # [N, M]
+    sorted_logits = logits.gather(1, order)  # [N, M]
+    sorted_distance = distance.gather(1, order)  # [N, M]
+    running = torch.logcumsumexp(sorted_logits, dim=1)  # [N, M]: log sum_{q <= p} exp(sorted_logits[q])
+    log_denominator = running.gather(1, tie_group_last_index(sorted_distance))  # [N, M]
+    return log_denominator - sorted_logits
+
+
+# --------------------------------------------------------------------------- SupCon
+
+
+def same_class_mask(classes: Tensor) -> Tensor:
+    """Positive pairs for cross-modal SupCon: same known class, and always the paired item: [N] -> [N, N] bool.
+
+    Unknown (-1) never matches another unknown.
+    """
+    known = classes >= 0
+    same = (classes[:, None] == classes[None, :]) & known[:, None] & known[None, :]
+    return same | torch.eye(classes.shape[0], dtype=torch.bool, device=classes.device)
+
+
+def supcon_direction(logits: Tensor, positives: Tensor) -> Tensor:
+    """One direction of cross-modal SupCon: -mean over anchors of the mean log-probability of their positives.
+
+    logits [N, M] anchors x candidates, positives [N, M] bool. The positive count is clamped at 1, so an anchor
+    without positives adds 0 instead of NaN (the reference SupCon divides unguarded).
+    """
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)  # [N, M]
+    pos_log_prob = torch.where(positives, log_prob, torch.zeros_like(log_prob)).sum(dim=1)  # [N]
+    count = positives.sum(dim=1).clamp_min(1).to(log_prob.dtype)  # [N]
+    return -(pos_log_prob / count).mean()
+
+
+def va_quadrants(labels: Tensor, split: float = 4.0) -> Tensor:
+    """Valence-arousal quadrant ids 0..3 = 2 * (valence >= split) + (arousal >= split): [N, >=2] -> [N] int64.
+
+    The midpoint 4.0 of the 1..7 scale is the default split; a value exactly at the split counts as high.
+    """
+    high = labels[:, :2] >= split  # [N, 2]
+    return 2 * high[:, 0].long() + high[:, 1].long()

@@ -1,0 +1,131 @@
+"""Retrieval over a collection of clips: caption -> clips, V-A point -> clips, clip -> V-A estimate.
+
+    index = Collection.from_manifest(model, manifest.split_of("test"))
+    index.search_va(6.0, 2.0, k=5)            # hits: dicts with path, labels, score
+    index.search_text("The person is speaking in a tense, hurried voice.")
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from emorank.captions import va_caption
+from emorank.datasets import Manifest
+from emorank.features import FeatureCache
+from emorank.metrics import va_from_similarity, va_grid
+from emorank.model import CheckpointError, EmotionRankCLAP
+
+AXES = {"valence": 0, "arousal": 1}
+
+
+def audio_embeddings(model: EmotionRankCLAP, manifest: Manifest, cache: FeatureCache | None = None,
+                     progress: bool = True, workers: int | None = None) -> tuple[Manifest, np.ndarray]:
+    """Joint-space embeddings [M, D] of the readable clips of a manifest (and the manifest of those clips)."""
+    cache = cache or FeatureCache()
+    enc = model.audio_encoder
+    expected = model.config.audio_fingerprint
+    if expected and enc.fingerprint() != expected:
+        raise CheckpointError(f"the checkpoint was trained on audio features {expected!r} but its encoder now "
+                              f"produces {enc.fingerprint()!r}; retrain or use the matching encoder settings")
+    feats = cache.audio_features(manifest.path, enc, workers=workers, progress=progress)
+    kept = manifest.subset(feats.rows)
+    return kept, model.embed_audio_features(feats.values, kept.speaker)
+
+
+def text_embeddings(model: EmotionRankCLAP, texts: Sequence[str], cache: FeatureCache | None = None) -> np.ndarray:
+    """Joint-space embeddings [N, D] of texts, through the feature cache when one is given."""
+    raw = cache.text_features(list(texts), model.text_encoder) if cache is not None else \
+        model.text_encoder.encode(list(texts))
+    return model.embed_text_features(raw)
+
+
+def grid_embeddings(model: EmotionRankCLAP, step: float = 0.5, phrasings: int = 3, seed: int = 0,
+                    cache: FeatureCache | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Caption embeddings of a V-A grid: ([G, 2] grid points, [G, D] mean of `phrasings` captions each).
+
+    Our interpretation of "V-A estimation from embeddings": each grid point is described by a few phrasings of
+    its V-A caption, their embeddings averaged and renormalised."""
+    grid = va_grid(step)  # [G, 2]
+    rng = np.random.default_rng(seed)
+    texts = [va_caption(v, a, rng) for v, a in grid for _ in range(phrasings)]
+    emb = text_embeddings(model, texts, cache).reshape(len(grid), phrasings, -1).mean(axis=1)
+    return grid, emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass
+class Hit:
+    row: int
+    path: str
+    score: float
+    valence: float
+    arousal: float
+    emotion: str
+    speaker: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Collection:
+    """Embedded clips of one manifest, searchable by text, by V-A point and along an axis."""
+
+    def __init__(self, model: EmotionRankCLAP, manifest: Manifest, audio_emb: np.ndarray,
+                 cache: FeatureCache | None = None, seed: int = 0) -> None:
+        self.model, self.manifest, self.audio_emb, self.cache, self.seed = model, manifest, audio_emb, cache, seed
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def from_manifest(cls, model: EmotionRankCLAP, manifest: Manifest, cache: FeatureCache | None = None,
+                      progress: bool = True) -> "Collection":
+        cache = cache or FeatureCache()
+        kept, emb = audio_embeddings(model, manifest, cache, progress)
+        return cls(model, kept, emb, cache)
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def _hits(self, scores: np.ndarray, k: int, exclude: set[int] = frozenset()) -> list[Hit]:
+        order = [i for i in np.argsort(-scores, kind="stable") if i not in exclude][:k]
+        m = self.manifest
+        return [Hit(int(i), m.path[i], float(scores[i]), float(m.valence[i]), float(m.arousal[i]), m.emotion[i],
+                    m.speaker[i]) for i in order]
+
+    def search_text(self, text: str, k: int = 5) -> list[Hit]:
+        """The k clips most cosine-similar to a caption."""
+        if not text or not text.strip():
+            raise ValueError("the query text is empty")
+        q = text_embeddings(self.model, [text], self.cache)[0]  # [D]
+        return self._hits(self.audio_emb @ q, k)
+
+    def search_va(self, valence: float, arousal: float, k: int = 5) -> tuple[str, list[Hit]]:
+        """Caption built from a V-A point, and its k nearest clips."""
+        caption = va_caption(valence, arousal, np.random.default_rng(self.seed))
+        return caption, self.search_text(caption, k)
+
+    def ordinal_neighbours(self, axis: str, fixed: float, values: Sequence[float] | None = None) -> list[Hit]:
+        """One clip per step along `axis` (the other axis held at `fixed`), never the same clip twice: the
+        paper's Figure 3 retrieval, so the ordering can be heard."""
+        if axis not in AXES:
+            raise ValueError(f"unknown axis {axis!r}; valid: {', '.join(AXES)}")
+        values = list(values if values is not None else np.arange(1.0, 7.01, 1.0))
+        points = [(v, fixed) if axis == "valence" else (fixed, v) for v in values]
+        rng = np.random.default_rng(self.seed)
+        q = text_embeddings(self.model, [va_caption(v, a, rng) for v, a in points], self.cache)  # [L, D]
+        taken: set[int] = set()
+        hits = []
+        for row in q @ self.audio_emb.T:
+            hit = self._hits(row, 1, taken)
+            if not hit:
+                break
+            taken.add(hit[0].row)
+            hits.append(hit[0])
+        return hits
+
+    def estimate_va(self, audio_emb: np.ndarray, temperature: float = 0.02) -> np.ndarray:
+        """V-A estimates [N, 2] for embeddings [N, D], similarity-weighted over a caption grid."""
+        if self._grid is None:
+            self._grid = grid_embeddings(self.model, cache=self.cache)
+        grid, grid_emb = self._grid
+        return va_from_similarity(np.atleast_2d(audio_emb) @ grid_emb.T, grid, temperature)

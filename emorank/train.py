@@ -1,0 +1,304 @@
+"""Training of the projection heads on cached frozen features.
+
+Paper defaults (§4.1): Adam, lr 1e-4, batch 64, 15 epochs, learnable temperature initialised at 1.0, checkpoint with
+the lowest validation loss. The logit scale is clamped to at most 100 and kept out of weight decay.
+
+    result = train(manifest, TrainConfig(system="emotionrankclap"), out_dir="runs/erc")
+    result.checkpoint   # folder readable by EmotionRankCLAP.from_checkpoint
+
+Progress is reported as plain dict events (`on_event`), so a CLI prints them and a UI streams them. A
+`threading.Event` passed as `stop` ends training after the current step; the best checkpoint so far is then saved
+(always a valid folder, written atomically). `resume=True` continues from `out_dir/train_state.pt`.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from emorank.datasets import Manifest
+from emorank.features import FeatureCache
+from emorank.losses import build_loss
+from emorank.model import EmotionRankCLAP, FeatureNormaliser, ModelConfig
+from emorank.systems import PreparedData, get_system, prepare_data
+
+STATE_FILE = "train_state.pt"
+HISTORY_FILE = "history.json"
+
+EventFn = Callable[[dict], None]
+
+
+@dataclass
+class TrainConfig:
+    """All training choices; saved in the checkpoint. Defaults follow the paper where it speaks."""
+
+    system: str = "emotionrankclap"
+    loss: str | None = None  # None: the system's loss; a name from LOSSES overrides it
+    loss_kwargs: dict = field(default_factory=dict)
+    captions: str | None = None  # None: the system's caption builder; a CAPTION_BUILDERS name overrides it
+    audio_encoder: str = "egemaps"
+    text_encoder: str = "minilm"
+    audio_encoder_kwargs: dict = field(default_factory=dict)
+    text_encoder_kwargs: dict = field(default_factory=dict)
+    audio_norm: str = "auto"  # "auto": per-speaker z-score for hand-crafted encoders, none for neural ones
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 1e-4
+    scale_lr: float | None = None  # learning rate of the logit scale; None: same as lr
+    weight_decay: float = 0.0
+    temperature_init: float = 1.0
+    max_logit_scale: float = 100.0
+    embed_dim: int = 512
+    seed: int = 0
+    caption_seed: int = 0
+    device: str = "auto"
+    workers: int | None = None  # feature-extraction processes; None: up to 4
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    best_epoch: int
+    best_val_loss: float
+    history: list[dict]
+    stopped: bool
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _auto_norm(config: TrainConfig) -> str:
+    if config.audio_norm != "auto":
+        return config.audio_norm
+    return "speaker" if config.audio_encoder in ("egemaps", "paralinguistic") else "none"
+
+
+def build_model(config: TrainConfig, data: PreparedData) -> EmotionRankCLAP:
+    normaliser = FeatureNormaliser(_auto_norm(config))
+    if normaliser.mode != "none":
+        normaliser.fit(data.audio[data.split == "train"])
+    mc = ModelConfig(audio_encoder=config.audio_encoder, text_encoder=config.text_encoder,
+                     audio_encoder_kwargs=dict(config.audio_encoder_kwargs),
+                     text_encoder_kwargs=dict(config.text_encoder_kwargs),
+                     audio_dim=data.audio.shape[1], text_dim=data.text.shape[1], embed_dim=config.embed_dim,
+                     temperature_init=config.temperature_init, max_logit_scale=config.max_logit_scale,
+                     audio_fingerprint=data.audio_fingerprint, text_fingerprint=data.text_fingerprint)
+    return EmotionRankCLAP(mc, normaliser)
+
+
+def make_optimizer(model: EmotionRankCLAP, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam; the logit scale has its own group without weight decay (CLIP practice)."""
+    heads = [p for n, p in model.named_parameters() if n != "log_logit_scale"]
+    return torch.optim.Adam([
+        {"params": heads, "weight_decay": config.weight_decay},
+        {"params": [model.log_logit_scale], "weight_decay": 0.0, "lr": config.scale_lr or config.lr},
+    ], lr=config.lr)
+
+
+class _Tensors:
+    """The normalised features of one split on the training device."""
+
+    def __init__(self, model: EmotionRankCLAP, data: PreparedData, split: str, device: torch.device) -> None:
+        rows = np.flatnonzero(data.split == split)
+        speakers = [data.manifest.speaker[i] for i in rows]
+        to = lambda x, dtype=torch.float32: torch.as_tensor(x, dtype=dtype, device=device)  # noqa: E731
+        self.audio = to(model.normaliser(data.audio[rows], speakers))  # [N, Da]
+        self.text = to(data.text[rows])  # [N, Dt]
+        self.labels = to(data.labels[rows])  # [N, 2] (valence, arousal)
+        self.classes = to(data.classes[rows], torch.int64)  # [N]
+        self.para = None if data.para is None else to(data.para[rows])  # [N, P]
+        self.teacher_audio = None if data.teacher_audio is None else to(data.teacher_audio[rows])
+        self.teacher_text = None if data.teacher_text is None else to(data.teacher_text[rows])
+        self.n = len(rows)
+
+    def batch_loss(self, model: EmotionRankCLAP, loss_fn, idx: torch.Tensor) -> torch.Tensor:
+        out = model(self.audio[idx], self.text[idx])
+        teacher = None
+        if self.teacher_audio is not None:
+            teacher = self.teacher_audio[idx] @ self.teacher_text[idx].T * self.teacher_scale  # [B, B]
+        return loss_fn(out["audio"], out["text"], labels=self.labels[idx], logit_scale=out["logit_scale"],
+                       classes=self.classes[idx], para=None if self.para is None else self.para[idx],
+                       teacher_logits=teacher)
+
+    teacher_scale: float = 1.0
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator | None, device: torch.device) -> list[torch.Tensor]:
+    """Index batches; shuffled with `generator` (None: in order). A trailing batch of one is dropped (a one-pair
+    contrastive batch carries no signal)."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    out = [order[i:i + batch_size].to(device) for i in range(0, n, batch_size)]
+    return [b for b in out if len(b) > 1]
+
+
+@torch.no_grad()
+def validation_loss(model: EmotionRankCLAP, loss_fn, tensors: _Tensors, batch_size: int) -> float:
+    """Mean loss over fixed, unshuffled batches of the dev split (so it is comparable across epochs)."""
+    model.eval()
+    values, weights = [], []
+    for idx in batches(tensors.n, batch_size, None, tensors.audio.device):
+        values.append(tensors.batch_loss(model, loss_fn, idx).item())
+        weights.append(len(idx))
+    model.train()
+    return float(np.average(values, weights=weights)) if values else float("nan")
+
+
+def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/model",
+          cache: FeatureCache | None = None, on_event: EventFn | None = None, stop: threading.Event | None = None,
+          resume: bool = False, progress: bool = True, data: PreparedData | None = None) -> TrainResult:
+    """Train one system on a manifest with train and dev splits; returns where the best checkpoint is."""
+    config = config or TrainConfig()
+    emit = on_event or (lambda event: None)
+    out_dir = Path(out_dir)
+    device = resolve_device(config.device)
+    system = get_system(config.system)
+    loss_name = config.loss or system.loss
+    loss_kwargs = {**system.loss_kwargs, **config.loss_kwargs} if config.loss is None else dict(config.loss_kwargs)
+    loss_fn = build_loss(loss_name, **loss_kwargs)
+
+    seed_everything(config.seed)
+    if data is None:
+        emit({"event": "features", "message": "preparing cached features"})
+        data = prepare_data(manifest, system, config, cache=cache, progress=progress, on_event=emit)
+    if system.teacher:
+        stopped_teacher = attach_teacher(data, system, config, manifest, out_dir / "teacher", cache, emit, stop,
+                                         progress)
+        if stopped_teacher is not None:
+            return stopped_teacher
+    for split in ("train", "dev"):
+        if (data.split == split).sum() < 2:
+            raise ValueError(f"the manifest needs at least two usable '{split}' rows to train; it has "
+                             f"{int((data.split == split).sum())} (splits present: {sorted(set(data.split))})")
+
+    model = build_model(config, data).to(device)
+    optimizer = make_optimizer(model, config)
+    train_t = _Tensors(model, data, "train", device)
+    dev_t = _Tensors(model, data, "dev", device)
+    train_t.teacher_scale = dev_t.teacher_scale = data.teacher_scale
+    generator = torch.Generator().manual_seed(config.seed)
+
+    history: list[dict] = []
+    best = {"epoch": -1, "val_loss": math.inf, "state": None}
+    start_epoch = 0
+    state_file = out_dir / STATE_FILE
+    if resume and state_file.is_file():
+        state = torch.load(state_file, map_location=device, weights_only=False)
+        if state["config"] != asdict(config):
+            raise ValueError(f"cannot resume from {state_file}: it was written with another configuration")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+        emit({"event": "resumed", "epoch": start_epoch})
+
+    stopped = False
+    steps_per_epoch = len(batches(train_t.n, config.batch_size, None, device))
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        losses = []
+        for step, idx in enumerate(batches(train_t.n, config.batch_size, generator, device)):
+            loss = train_t.batch_loss(model, loss_fn, idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            model.clamp_logit_scale()
+            losses.append(loss.item())
+            emit({"event": "step", "epoch": epoch, "step": step, "steps": steps_per_epoch, "loss": losses[-1],
+                  "logit_scale": model.logit_scale.item()})
+            if stop is not None and stop.is_set():
+                stopped = True
+                break
+        if stopped and not losses:
+            break
+        val = validation_loss(model, loss_fn, dev_t, config.batch_size)
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val,
+                  "logit_scale": model.logit_scale.item(), "seconds": time.perf_counter() - t0,
+                  "complete": not stopped}
+        history.append(record)
+        if val < best["val_loss"] or best["state"] is None:
+            best = {"epoch": epoch, "val_loss": val, "state": copy.deepcopy(model.state_dict())}
+        emit({"event": "epoch", **record, "best_epoch": best["epoch"], "best_val_loss": best["val_loss"]})
+        if stopped:
+            break
+        _save_state(state_file, model, optimizer, generator, config, history, best, epoch)
+
+    if best["state"] is None:  # stopped before the first step finished: keep the initial heads
+        best = {"epoch": -1, "val_loss": math.nan, "state": copy.deepcopy(model.state_dict())}
+    model.load_state_dict(best["state"])
+    ckpt = model.save(out_dir / "checkpoint", system=system.to_dict(loss_name, loss_kwargs),
+                      captions=data.caption_spec, train=asdict(config),
+                      metrics={"best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
+                               "final_logit_scale": model.logit_scale.item()},
+                      history=history, stopped=stopped)
+    (out_dir / HISTORY_FILE).write_text(json.dumps(history, indent=2))
+    emit({"event": "done", "checkpoint": str(ckpt), "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
+          "stopped": stopped})
+    return TrainResult(ckpt, best["epoch"], best["val_loss"], history, stopped)
+
+
+def attach_teacher(data: PreparedData, system, config: TrainConfig, manifest: Manifest, teacher_dir: Path,
+                   cache: FeatureCache | None, emit: EventFn, stop: threading.Event | None,
+                   progress: bool) -> TrainResult | None:
+    """RA-CLAP stage 1: train (or reuse) the teacher system with the same budget, then store its embeddings of
+    every row in `data` so each batch can read the teacher's audio x text logits. Returns the teacher's result
+    when it was stopped (its checkpoint is then the only valid one), else None."""
+    teacher_config = TrainConfig(**{**asdict(config), "system": system.teacher, "loss": None, "loss_kwargs": {},
+                                    "captions": None})
+    ckpt = teacher_dir / "checkpoint"
+    reuse = False
+    if ckpt.is_dir():
+        saved = EmotionRankCLAP.from_checkpoint(ckpt)
+        reuse = saved.extra.get("train") == asdict(teacher_config) and not saved.extra.get("stopped")
+    if not reuse:
+        emit({"event": "stage", "message": f"stage 1: training the {system.teacher} teacher"})
+        result = train(manifest, teacher_config, teacher_dir, cache=cache, on_event=emit, stop=stop,
+                       progress=progress)
+        if result.stopped:
+            return result
+    teacher = EmotionRankCLAP.from_checkpoint(ckpt)
+    teacher_data = prepare_data(data.manifest, get_system(system.teacher), teacher_config, cache=cache,
+                                progress=False, splits=sorted(set(data.manifest.split)))
+    if teacher_data.manifest.path != data.manifest.path:
+        raise RuntimeError("teacher and student rows differ; the feature cache changed during training")
+    data.teacher_audio = teacher.embed_audio_features(teacher_data.audio, teacher_data.manifest.speaker)
+    data.teacher_text = teacher.embed_text_features(teacher_data.text)
+    data.teacher_scale = teacher.logit_scale.item()
+    emit({"event": "stage", "message": "stage 2: self-distillation from the teacher"})
+    return None
+
+
+def _save_state(path: Path, model, optimizer, generator, config, history, best, epoch) -> None:
+    """Resumable state after each full epoch, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                "config": asdict(config), "history": history, "best": best, "epoch": epoch}, tmp)
+    os.replace(tmp, path)
+
