@@ -155,6 +155,28 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from emorank.compare import compare
+    from emorank.evaluate import EvalConfig
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: (print("\nstopping after the current step; finished runs "
+                                                              "are kept", file=sys.stderr), stop.set()))
+    eval_config = EvalConfig(n_trials=args.trials, n_pairs=args.pairs, n_lists=args.lists)
+    command = "python -m emorank " + " ".join(sys.argv[1:]) if args.record_command else ""
+    try:
+        with _cache(args) as cache:
+            summary = compare(_manifest(args), args.systems, args.seeds, args.out, train_config_from_args(args),
+                              eval_config, cache, retrain=args.retrain, stop=stop, command=command)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not summary:
+        print("stopped; run the same command again to resume")
+        return 1
+    print((Path(args.out) / "comparison.md").read_text())
+    return 0
+
+
 def cmd_search(args) -> int:
     from emorank.model import EmotionRankCLAP
     from emorank.retrieval import Collection
@@ -185,6 +207,17 @@ def cmd_caption(args) -> int:
 
 
 # -------------------------------------------------------------------- parser
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=int, default=15, help="paper: 15")
+    p.add_argument("--batch-size", type=int, default=64, help="paper: 64")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--temperature", type=float, default=1.0, help="initial temperature (paper: 1.0)")
+    p.add_argument("--caption-seed", type=int, default=0)
+    p.add_argument("--audio-norm", default="auto", choices=["auto", "speaker", "global", "none"])
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from emorank.losses import LOSSES
     from emorank.systems import CAPTION_BUILDERS, SYSTEMS
@@ -215,15 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--system", default="emotionrankclap", choices=list(SYSTEMS))
     p.add_argument("--loss", choices=list(LOSSES), help="override the system's loss")
     p.add_argument("--captions", choices=list(CAPTION_BUILDERS), help="override the system's caption builder")
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--temperature", type=float, default=1.0, help="initial temperature (paper: 1.0)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--caption-seed", type=int, default=0)
-    p.add_argument("--audio-norm", default="auto", choices=["auto", "speaker", "global", "none"])
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    _add_train_args(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
     p.set_defaults(func=cmd_train)
 
@@ -237,6 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the full report here")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="train + evaluate several systems: the paper's Tables 1-2")
+    _add_data_args(p)
+    _add_encoder_args(p)
+    _add_train_args(p)
+    p.add_argument("--out", required=True, help="comparison folder (runs/, comparison.json, comparison.md, figures)")
+    p.add_argument("--systems", default="all", help="'all' or comma-separated names: " + ", ".join(SYSTEMS))
+    p.add_argument("--seeds", type=int, default=3, help="train seeds 0..K-1 per system (default 3)")
+    p.add_argument("--retrain", action="store_true", help="retrain even where a finished checkpoint exists")
+    p.add_argument("--trials", type=int, default=30)
+    p.add_argument("--pairs", type=int, default=5000)
+    p.add_argument("--lists", type=int, default=100)
+    p.add_argument("--no-record-command", dest="record_command", action="store_false",
+                   help="do not write the command line into comparison.md")
+    p.set_defaults(func=cmd_compare, system="emotionrankclap", loss=None, captions=None, seed=0)
 
     p = sub.add_parser("search", help="caption or V-A point -> clips")
     _add_data_args(p)

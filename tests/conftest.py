@@ -40,7 +40,7 @@ def demo_corpus(tmp_path_factory):
     """A small synthetic eSpeak corpus (manifest path), built once per test session."""
     from emorank.corpus import build_demo_corpus
 
-    return build_demo_corpus(tmp_path_factory.mktemp("corpus") / "demo", n=84, seed=3, progress=False)
+    return build_demo_corpus(tmp_path_factory.mktemp("corpus") / "demo", n=120, seed=3, progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +49,19 @@ def session_cache(tmp_path_factory):
 
     with FeatureCache(tmp_path_factory.mktemp("cache") / "features.sqlite") as cache:
         yield cache
+
+
+@pytest.fixture(scope="session")
+def demo_manifest(demo_corpus):
+    from emorank.datasets import read_csv_manifest
+    return read_csv_manifest(demo_corpus)
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(demo_manifest, session_cache, tmp_path_factory):
+    """EmotionRankCLAP trained briefly on the small demo corpus with the offline encoders."""
+    from emorank.train import TrainConfig, train
+
+    cfg = TrainConfig(epochs=6, lr=1e-3, batch_size=32, device="cpu", workers=1)
+    return train(demo_manifest, cfg, tmp_path_factory.mktemp("runs") / "erc", cache=session_cache,
+                 progress=False).checkpoint

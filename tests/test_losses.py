@@ -189,7 +189,7 @@ def test_rnc_matches_mask_oracle_at_larger_n(n, ties, single_thread):
 
 
 def test_rnc_l1_distance_and_symmetric_variant_match_oracle():
-    a, t, y = make_batch(17, seed=3, ties="heavy")
+    a, t, y = make_batch(11, seed=3, ties="heavy")
     scale = torch.tensor(1.5, dtype=F64)
     fast = grads(lambda a, t, s: RankNContrastLoss(distance="l1")(a, t, y, s), a, t, scale)
     assert_same(fast, grads(lambda a, t, s: naive_rnc_pairs(a, t, y, s, kind="l1"), a, t, scale))

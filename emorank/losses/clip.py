@@ -149,9 +149,9 @@ class SmoothCLAPLoss(SymmetricCrossEntropyLoss):
                 raise ValueError(f"{owner}: `{key}` must be >= 0, got {value}")
         if audio_weight + text_weight == 0.0 and para_weight == 0.0:
             raise ValueError(f"{owner}: at least one similarity weight must be > 0")
-        self.audio_weight, self.text_weight, self.para_weight = float(audio_weight), float(text_weight), float(
-            para_weight
-        )
+        self.audio_weight = float(audio_weight)
+        self.text_weight = float(text_weight)
+        self.para_weight = float(para_weight)
 
     def extra_repr(self) -> str:
         return (
