@@ -46,7 +46,10 @@ def _add_encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio-model", help="model id or folder for --audio-encoder hf / odyssey-wavlm")
     p.add_argument("--text-model", help="model id or folder for --text-encoder hf / distilroberta-emotion")
     p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow the hub model's own code to run (needed by odyssey-wavlm)")
+                   help="allow the hub model's own code to run (needed by odyssey-wavlm with --audio-loader remote)")
+    p.add_argument("--audio-loader", choices=["remote", "native"],
+                   help="odyssey-wavlm: 'remote' runs the hub repository's code (needs --trust-remote-code); "
+                   "'native' rebuilds the same architecture in emorank and loads the weights strictly")
     p.add_argument("--workers", type=int, help="feature-extraction processes (default: up to 4)")
 
 
@@ -55,7 +58,14 @@ def _encoder_kwargs(args) -> tuple[dict, dict]:
     if args.audio_model:
         audio["model"] = args.audio_model
     if args.trust_remote_code:
+        if args.audio_encoder not in ("odyssey-wavlm", "hf"):
+            raise SystemExit(f"--trust-remote-code applies to the odyssey-wavlm and hf audio encoders, "
+                             f"not {args.audio_encoder!r}")
         audio["trust_remote_code"] = True
+    if args.audio_loader:
+        if args.audio_encoder != "odyssey-wavlm":
+            raise SystemExit("--audio-loader applies to --audio-encoder odyssey-wavlm only")
+        audio["loader"] = args.audio_loader
     if args.text_model:
         text["model"] = args.text_model
     return audio, text

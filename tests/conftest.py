@@ -23,11 +23,13 @@ def make_prepared(n_train=192, n_dev=64, seed=0, noise=0.5, audio_dim=12, text_d
     split = ["train"] * n_train + ["dev"] * n_dev
     manifest = Manifest(path=[f"/synthetic/{i}.wav" for i in range(n)], valence=va[:, 0], arousal=va[:, 1],
                         split=split, speaker=[f"s{i % 8}" for i in range(n)], root="/synthetic")
-    classes = (va[:, 0] > 4).astype(np.int64) * 2 + (va[:, 1] > 4).astype(np.int64)
+    classes = (va[:, 0] >= 4).astype(np.int64) * 2 + (va[:, 1] >= 4).astype(np.int64)  # V-A quadrants
+    para = (va - 4) @ rng.normal(size=(2, 7)) + noise * rng.normal(size=(n, 7))
     return PreparedData(manifest=manifest, split=np.asarray(split, dtype=object), audio=audio.astype(np.float32),
                         text=text.astype(np.float32), captions=[f"c{i}" for i in range(n)], labels=va,
                         classes=classes, class_names=["q0", "q1", "q2", "q3"], audio_fingerprint="synthetic-a",
-                        text_fingerprint="synthetic-t", caption_spec={"builder": "va", "seed": 0})
+                        text_fingerprint="synthetic-t", caption_spec={"builder": "va", "seed": 0},
+                        para=para.astype(np.float32))
 
 
 @pytest.fixture

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from emorank.model import EmotionRankCLAP
+from emorank.retrieval import Collection
+
+
+@pytest.fixture(scope="module")
+def collection(trained_checkpoint, demo_manifest, session_cache):
+    model = EmotionRankCLAP.from_checkpoint(trained_checkpoint)
+    return Collection.from_manifest(model, demo_manifest, session_cache, progress=False)
+
+
+def test_search_returns_k_sorted_hits_with_labels(collection):
+    caption, hits = collection.search_va(6.5, 6.5, k=5)
+    assert caption.startswith("The person is speaking")
+    assert len(hits) == 5
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    assert all(1 <= h.valence <= 7 and h.path.endswith(".wav") for h in hits)
+
+
+def test_high_arousal_query_finds_more_aroused_clips_than_low(collection):
+    _, high = collection.search_va(4.0, 7.0, k=10)
+    _, low = collection.search_va(4.0, 1.0, k=10)
+    assert np.mean([h.arousal for h in high]) > np.mean([h.arousal for h in low])
+
+
+def test_text_search_is_deterministic_and_rejects_empty(collection):
+    a = collection.search_text("The person is speaking in a loud, agitated voice.", k=3)
+    b = collection.search_text("The person is speaking in a loud, agitated voice.", k=3)
+    assert [h.row for h in a] == [h.row for h in b]
+    with pytest.raises(ValueError, match="empty"):
+        collection.search_text("   ")
+
+
+def test_ordinal_neighbours_never_repeat_a_clip(collection):
+    hits = collection.ordinal_neighbours("arousal", fixed=4.0)
+    assert len(hits) == 7 and len({h.row for h in hits}) == 7
+    with pytest.raises(ValueError, match="valid: valence, arousal"):
+        collection.ordinal_neighbours("dominance", fixed=4.0)
+
+
+def test_estimate_va_is_on_the_label_scale_and_tracks_arousal(collection):
+    est = collection.estimate_va(collection.audio_emb)
+    assert est.shape == (len(collection), 2)
+    assert est.min() >= 1 and est.max() <= 7
+    assert np.corrcoef(est[:, 1], collection.manifest.arousal)[0, 1] > 0.3
