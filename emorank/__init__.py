@@ -14,7 +14,16 @@ _LAZY = {
     "EmotionRankCLAP": "emorank.model",
     "build_loss": "emorank.losses",
     "LOSSES": "emorank.losses",
+    "LossInputError": "emorank.losses",
     "Manifest": "emorank.datasets",
+    "read_csv_manifest": "emorank.datasets",
+    "load_corpus": "emorank.datasets",
+    "build_demo_corpus": "emorank.corpus",
+    "SYSTEMS": "emorank.systems",
+    "TrainConfig": "emorank.train",
+    "train": "emorank.train",
+    "evaluate": "emorank.evaluate",
+    "Collection": "emorank.retrieval",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
