@@ -778,6 +778,7 @@ class HFTextEncoder(TextEncoder):
     def fingerprint(self) -> str:
         return _fingerprint(self.name, {"model": self._ref.identity(self.load), "pool": self.pooling,
                                         "norm": int(self.normalize), "max_length": self.max_length,
+                                        "batching": "equal-length",
                                         "transformers": _package_version("transformers")})
 
     def encode(self, texts: Sequence[str] | str) -> np.ndarray:
@@ -788,14 +789,17 @@ class HFTextEncoder(TextEncoder):
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         self.load()
-        out = []
+        # Batches of texts with the same token count: no padding, so a text's embedding is bit-identical whatever
+        # else is in the call (padding changes the last bits, and those differences grow through training).
+        lengths = [len(ids) for ids in self._tok(texts, truncation=True, max_length=self.token_limit)["input_ids"]]
+        out = np.zeros((len(texts), self.dim), np.float32)
         with torch.inference_mode():
-            for s in range(0, len(texts), self.batch_size):
-                enc = self._tok(texts[s:s + self.batch_size], padding=True, truncation=True,
+            for idx in equal_length_batches(lengths, self.batch_size):
+                enc = self._tok([texts[i] for i in idx], padding=True, truncation=True,
                                 max_length=self.token_limit, return_tensors="pt").to(self._device)
                 hidden = self._net(**enc).last_hidden_state.float()  # [B, L, D]
-                out.append(pool_tokens(hidden, enc["attention_mask"], self.pooling, self.normalize).cpu().numpy())
-        return np.concatenate(out).astype(np.float32)  # [N, D]
+                out[idx] = pool_tokens(hidden, enc["attention_mask"], self.pooling, self.normalize).cpu().numpy()
+        return out  # [N, D]
 
 
 def pool_tokens(hidden, mask, pooling: str, normalize: bool):

@@ -182,7 +182,6 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
     loss_kwargs = {**system.loss_kwargs, **config.loss_kwargs} if config.loss is None else dict(config.loss_kwargs)
     loss_fn = build_loss(loss_name, **loss_kwargs)
 
-    seed_everything(config.seed)
     if data is None:
         emit({"event": "features", "message": "preparing cached features"})
         data = prepare_data(manifest, system, config, cache=cache, progress=progress, on_event=emit)
@@ -196,6 +195,7 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
             raise ValueError(f"the manifest needs at least two usable '{split}' rows to train; it has "
                              f"{int((data.split == split).sum())} (splits present: {sorted(set(data.split))})")
 
+    seed_everything(config.seed)  # here, after data preparation, whose model loading may draw random numbers
     model = build_model(config, data).to(device)
     optimizer = make_optimizer(model, config)
     train_t = _Tensors(model, data, "train", device)
