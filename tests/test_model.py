@@ -29,7 +29,7 @@ def test_logit_scale_is_clamped_at_max():
     with torch.no_grad():
         model.log_logit_scale.fill_(10.0)
     model.clamp_logit_scale()
-    assert float(model.logit_scale) == pytest.approx(100.0, rel=1e-5)
+    assert model.logit_scale.item() == pytest.approx(100.0, rel=1e-5)
 
 
 def test_checkpoint_round_trip_gives_identical_embeddings(tmp_path):
