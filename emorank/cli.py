@@ -20,12 +20,12 @@ commands:
 """
 
 
-def _manifest(args):
+def _manifest(args, check_files: bool = True):
     from emorank.datasets import load_corpus, read_csv_manifest
 
     if getattr(args, "corpus", None):
-        return load_corpus(args.corpus, args.manifest)
-    return read_csv_manifest(args.manifest)
+        return load_corpus(args.corpus, args.manifest, check_files=check_files)
+    return read_csv_manifest(args.manifest, check_files=check_files)
 
 
 def _cache(args):
@@ -209,9 +209,41 @@ def cmd_search(args) -> int:
     return 0
 
 
+def _llm(args):
+    import os
+
+    from emorank.captions import LLMCaptioner
+    if not args.llm_url:
+        return None
+    if not args.llm_model:
+        raise SystemExit("caption: --llm-url needs --llm-model")
+    return LLMCaptioner(args.llm_url, args.llm_model, api_key=os.environ.get(args.llm_key_env),
+                        cache_path=args.llm_cache)
+
+
 def cmd_caption(args) -> int:
-    from emorank.captions import caption_cli_text
-    for line in caption_cli_text(args.valence, args.arousal, args.n, args.seed):
+    from emorank.captions import VACaptionBuilder, caption_cli_text
+
+    llm = _llm(args)
+    if args.manifest:
+        if not args.out:
+            raise SystemExit("caption: --manifest needs --out (the captioned manifest to write)")
+        manifest = _manifest(args, check_files=False)  # captions need labels, not audio
+        todo = [i for i, c in enumerate(manifest.caption) if args.overwrite_captions or not c]
+        builder = llm or VACaptionBuilder(seed=args.seed)
+        sub = manifest.subset(todo)
+        made = builder(sub.valence, sub.arousal, sub.ids)
+        for i, text in zip(todo, made):
+            manifest.caption[i] = text
+        manifest.to_csv(args.out)
+        print(f"captioned {len(todo)} of {len(manifest)} rows ({'LLM ' + args.llm_model if llm else 'V-A builder'})"
+              f"; wrote {args.out}")
+        return 0
+    if args.valence is None or args.arousal is None:
+        raise SystemExit("caption: give --valence and --arousal, or --manifest and --out")
+    lines = [llm.caption(args.valence, args.arousal)] if llm else caption_cli_text(args.valence, args.arousal,
+                                                                                  args.n, args.seed)
+    for line in lines:
         print(line)
     return 0
 
@@ -299,11 +331,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=5)
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("caption", help="V-A point -> captions")
-    p.add_argument("--valence", type=float, required=True)
-    p.add_argument("--arousal", type=float, required=True)
-    p.add_argument("--n", type=int, default=1)
+    p = sub.add_parser("caption", help="V-A point -> captions; or caption every row of a manifest")
+    p.add_argument("--valence", type=float)
+    p.add_argument("--arousal", type=float)
+    p.add_argument("--n", type=int, default=1, help="distinct phrasings to print")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--manifest", help="caption every row without a caption and write the result to --out")
+    p.add_argument("--corpus", help="read --manifest as the root folder of this corpus")
+    p.add_argument("--out", help="captioned manifest CSV to write")
+    p.add_argument("--overwrite-captions", action="store_true", help="replace captions the manifest already has")
+    p.add_argument("--llm-url", help="OpenAI-compatible endpoint (e.g. http://host/v1); uses the paper's Figure 2 "
+                   "prompt")
+    p.add_argument("--llm-model", help="model name for --llm-url")
+    p.add_argument("--llm-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    p.add_argument("--llm-cache", default="llm-captions.json", help="JSON cache of LLM answers (reused, resumable)")
     p.set_defaults(func=cmd_caption)
     return parser
 

@@ -56,3 +56,47 @@ def test_train_evaluate_search_pipeline(capsys, demo_corpus, tmp_path, session_c
     assert code == 0 and out.startswith("query: The person is speaking") and out.count(".wav") == 4
     with pytest.raises(SystemExit, match="either --text"):
         main(["search", "--manifest", str(demo_corpus), "--checkpoint", str(ckpt), "--valence", "2"])
+
+
+def test_caption_a_manifest_with_the_builder_and_with_an_llm(capsys, tmp_path):
+    import http.server
+    import threading
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,valence,arousal,caption\na.wav,2,6,\nb.wav,6,2,Mine already.\n")
+    code, out, _ = run(capsys, "caption", "--manifest", manifest, "--out", tmp_path / "c.csv")
+    from emorank.datasets import read_csv_manifest
+    rows = read_csv_manifest(tmp_path / "c.csv", check_files=False)
+    assert code == 0 and "captioned 1 of 2" in out
+    assert rows.caption[0].startswith("The person is speaking") and rows.caption[1] == "Mine already."
+
+    calls = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            calls.append(body["messages"][-1]["content"])
+            answer = json.dumps({"choices": [{"message": {"content": "The person is speaking in a bright voice."}}]})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(answer.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/v1"
+        args = ["caption", "--manifest", manifest, "--out", tmp_path / "l.csv", "--overwrite-captions",
+                "--llm-url", url, "--llm-model", "test-model", "--llm-cache", tmp_path / "cache.json"]
+        code, out, _ = run(capsys, *args)
+        assert code == 0 and "captioned 2 of 2 rows (LLM test-model)" in out and len(calls) == 2
+        assert "valence (1-very negative; 7-very positive)" in calls[0]
+        code, out, _ = run(capsys, *args)  # everything answered from the cache
+        assert code == 0 and len(calls) == 2
+    finally:
+        server.shutdown()
+    rows = read_csv_manifest(tmp_path / "l.csv", check_files=False)
+    assert rows.caption == ["The person is speaking in a bright voice."] * 2
