@@ -130,7 +130,8 @@ def cmd_train(args) -> int:
     def on_event(e: dict) -> None:
         if e["event"] == "epoch":
             print(f"epoch {e['epoch'] + 1}: train {e['train_loss']:.4f}  val {e['val_loss']:.4f}  "
-                  f"scale {e['logit_scale']:.3f}  best epoch {e['best_epoch'] + 1}  ({e['seconds']:.1f}s)")
+                  f"R@10 {e['val_recall@10']:.3f}  rank tau {e['val_rank_tau']:.3f}  scale {e['logit_scale']:.3f}  "
+                  f"best epoch {e['best_epoch'] + 1}  ({e['seconds']:.1f}s)")
         elif e["event"] == "done":
             print(f"checkpoint: {e['checkpoint']}" + ("  (stopped early)" if e["stopped"] else ""))
 

@@ -169,6 +169,29 @@ def validation_loss(model: EmotionRankCLAP, loss_fn, tensors: _Tensors, batch_si
     return float(np.average(values, weights=weights)) if values else float("nan")
 
 
+@torch.no_grad()
+def validation_metrics(model: EmotionRankCLAP, tensors: _Tensors, max_rows: int = 512) -> dict[str, float]:
+    """Cheap per-epoch retrieval and ordering metrics on (the first `max_rows` rows of) the dev split:
+
+    val_recall@10 -- audio-to-caption recall@10 of the dev pairs;
+    val_rank_tau  -- Kendall tau between cross-modal cosine similarity and minus the valence-arousal distance
+                     over all audio x caption pairs: 1 when similarity falls exactly as labels move apart."""
+    from scipy.stats import kendalltau
+
+    from emorank.metrics import recall_at_k
+
+    model.eval()
+    rows = slice(0, min(tensors.n, max_rows))
+    out = model(tensors.audio[rows], tensors.text[rows])
+    sim = (out["audio"] @ out["text"].T).cpu().numpy()  # [M, M]
+    labels = tensors.labels[rows].cpu().numpy()
+    dist = np.linalg.norm(labels[:, None, :] - labels[None, :, :], axis=-1)  # [M, M]
+    model.train()
+    tau = kendalltau(sim.ravel(), -dist.ravel())[0]
+    return {"val_recall@10": recall_at_k(sim, ks=(10,))["a2t_r@10"],
+            "val_rank_tau": float(0.0 if np.isnan(tau) else tau)}
+
+
 def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/model",
           cache: FeatureCache | None = None, on_event: EventFn | None = None, stop: threading.Event | None = None,
           resume: bool = False, progress: bool = True, data: PreparedData | None = None) -> TrainResult:
@@ -239,8 +262,8 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
             break
         val = validation_loss(model, loss_fn, dev_t, config.batch_size)
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val,
-                  "logit_scale": model.logit_scale.item(), "seconds": time.perf_counter() - t0,
-                  "complete": not stopped}
+                  **validation_metrics(model, dev_t), "logit_scale": model.logit_scale.item(),
+                  "seconds": time.perf_counter() - t0, "complete": not stopped}
         history.append(record)
         if val < best["val_loss"] or best["state"] is None:
             best = {"epoch": epoch, "val_loss": val, "state": copy.deepcopy(model.state_dict())}

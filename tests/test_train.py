@@ -32,6 +32,7 @@ def test_rnc_training_improves_validation_loss_and_ordinality(prepared, tmp_path
     trained = EmotionRankCLAP.from_checkpoint(result.checkpoint)
     assert trained.extra["metrics"]["best_epoch"] == result.best_epoch
     assert ordinal_tau(trained, prepared) > 0.5
+    assert hist[-1]["val_rank_tau"] > hist[0]["val_rank_tau"]  # similarity follows label distance better
 
 
 @pytest.mark.parametrize("system", ["emotionrankclap", "clap-sce-av"])
@@ -62,7 +63,7 @@ def test_events_stream_steps_and_epochs(prepared, tmp_path):
     steps = [e for e in events if e["event"] == "step"]
     assert len(steps) == 2 * 3 and {"loss", "logit_scale", "epoch", "step", "steps"} <= set(steps[0])
     epoch = next(e for e in events if e["event"] == "epoch")
-    assert {"train_loss", "val_loss", "best_epoch", "logit_scale"} <= set(epoch)
+    assert {"train_loss", "val_loss", "val_recall@10", "val_rank_tau", "best_epoch", "logit_scale"} <= set(epoch)
 
 
 def test_stop_from_another_thread_leaves_a_valid_checkpoint(prepared, tmp_path):
