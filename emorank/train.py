@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from emorank.datasets import Manifest
+from emorank.distributed import Dist, init_from_env, local_device
 from emorank.features import FeatureCache
 from emorank.losses import build_loss
 from emorank.model import EmotionRankCLAP, FeatureNormaliser, ModelConfig
@@ -137,8 +138,12 @@ class _Tensors:
         self.teacher_text = None if data.teacher_text is None else to(data.teacher_text[rows])
         self.n = len(rows)
 
-    def batch_loss(self, model: EmotionRankCLAP, loss_fn, idx: torch.Tensor) -> torch.Tensor:
-        out = model(self.audio[idx], self.text[idx])
+    def batch_loss(self, model, loss_fn, idx: torch.Tensor, dist: Dist = Dist()) -> torch.Tensor:
+        """Loss of one global batch; under torchrun each rank embeds its slice and the loss sees all of them."""
+        local, idx = dist.local(idx), dist.global_order(idx)
+        out = model(self.audio[local], self.text[local])
+        out = {"audio": dist.gather(out["audio"]), "text": dist.gather(out["text"]),
+               "logit_scale": out["logit_scale"]}
         teacher = None
         if self.teacher_audio is not None:
             teacher = self.teacher_audio[idx] @ self.teacher_text[idx].T * self.teacher_scale  # [B, B]
@@ -197,9 +202,10 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
           resume: bool = False, progress: bool = True, data: PreparedData | None = None) -> TrainResult:
     """Train one system on a manifest with train and dev splits; returns where the best checkpoint is."""
     config = config or TrainConfig()
-    emit = on_event or (lambda event: None)
     out_dir = Path(out_dir)
-    device = resolve_device(config.device)
+    device = local_device(resolve_device(config.device))
+    dist = init_from_env(device)
+    emit = on_event if on_event is not None and dist.is_main else (lambda event: None)
     system = get_system(config.system)
     loss_name = config.loss or system.loss
     loss_kwargs = {**system.loss_kwargs, **config.loss_kwargs} if config.loss is None else dict(config.loss_kwargs)
@@ -207,7 +213,7 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
 
     if data is None:
         emit({"event": "features", "message": "preparing cached features"})
-        data = prepare_data(manifest, system, config, cache=cache, progress=progress, on_event=emit)
+        data = _prepare_distributed(manifest, system, config, cache, progress and dist.is_main, emit, dist)
     if system.teacher:
         stopped_teacher = attach_teacher(data, system, config, manifest, out_dir / "teacher", cache, emit, stop,
                                          progress)
@@ -220,6 +226,10 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
 
     seed_everything(config.seed)  # here, after data preparation, whose model loading may draw random numbers
     model = build_model(config, data).to(device)
+    net = model
+    if dist.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(model, config)
     train_t = _Tensors(model, data, "train", device)
     dev_t = _Tensors(model, data, "dev", device)
@@ -247,7 +257,7 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
         model.train()
         losses = []
         for step, idx in enumerate(batches(train_t.n, config.batch_size, generator, device)):
-            loss = train_t.batch_loss(model, loss_fn, idx)
+            loss = train_t.batch_loss(net, loss_fn, idx, dist)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -255,7 +265,7 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
             losses.append(loss.item())
             emit({"event": "step", "epoch": epoch, "step": step, "steps": steps_per_epoch, "loss": losses[-1],
                   "logit_scale": model.logit_scale.item()})
-            if stop is not None and stop.is_set():
+            if dist.any(stop is not None and stop.is_set(), device):
                 stopped = True
                 break
         if stopped and not losses:
@@ -270,20 +280,42 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
         emit({"event": "epoch", **record, "best_epoch": best["epoch"], "best_val_loss": best["val_loss"]})
         if stopped:
             break
-        _save_state(state_file, model, optimizer, generator, config, history, best, epoch)
+        if dist.is_main:
+            _save_state(state_file, model, optimizer, generator, config, history, best, epoch)
 
     if best["state"] is None:  # stopped before the first step finished: keep the initial heads
         best = {"epoch": -1, "val_loss": math.nan, "state": copy.deepcopy(model.state_dict())}
     model.load_state_dict(best["state"])
-    ckpt = model.save(out_dir / "checkpoint", system=system.to_dict(loss_name, loss_kwargs),
-                      captions=data.caption_spec, train=asdict(config),
-                      metrics={"best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
-                               "final_logit_scale": model.logit_scale.item()},
-                      history=history, stopped=stopped)
-    (out_dir / HISTORY_FILE).write_text(json.dumps(history, indent=2))
+    ckpt = out_dir / "checkpoint"
+    if dist.is_main:
+        model.save(ckpt, system=system.to_dict(loss_name, loss_kwargs), captions=data.caption_spec,
+                   train=asdict(config), metrics={"best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
+                                                  "final_logit_scale": model.logit_scale.item()},
+                   history=history, stopped=stopped)
+        (out_dir / HISTORY_FILE).write_text(json.dumps(history, indent=2))
+    dist.barrier()  # every rank returns only once the checkpoint is on disk
     emit({"event": "done", "checkpoint": str(ckpt), "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
           "stopped": stopped})
     return TrainResult(ckpt, best["epoch"], best["val_loss"], history, stopped)
+
+
+def _prepare_distributed(manifest: Manifest, system, config: TrainConfig, cache: FeatureCache | None,
+                         progress: bool, emit: EventFn, dist: Dist) -> PreparedData:
+    """prepare_data; under torchrun each rank first extracts the audio features of its shard of the files into the
+    shared cache, then rank 0 fills the rest (captions, text features) before the others read everything back."""
+    if dist.world == 1:
+        return prepare_data(manifest, system, config, cache=cache, progress=progress, on_event=emit)
+    from emorank.encoders import build_audio_encoder
+
+    cache = cache or FeatureCache()
+    shard = manifest.path[dist.rank::dist.world]
+    cache.audio_features(shard, build_audio_encoder(config.audio_encoder, **config.audio_encoder_kwargs),
+                         workers=config.workers, progress=progress)
+    dist.barrier()
+    data = prepare_data(manifest, system, config, cache=cache, progress=progress, on_event=emit) if dist.is_main \
+        else None
+    dist.barrier()
+    return data or prepare_data(manifest, system, config, cache=cache, progress=False)
 
 
 def attach_teacher(data: PreparedData, system, config: TrainConfig, manifest: Manifest, teacher_dir: Path,
