@@ -1,0 +1,521 @@
+"""Gradio handlers of the demo app: library results -> component values, library errors -> readable messages.
+
+The only emorank module that imports gradio. `app.py` lays out the tabs and wires widgets to the methods of
+:class:`Handlers`; every method is a thin adapter over `emorank.demo.Workspace`, `emorank.jobs.TrainingJobs`,
+`emorank.evaluate` and `emorank.viz`, so the tests call them directly and through the launched app.
+
+Named API endpoints (JSON in, JSON out; see `Handlers.api_*`): caption, retrieve, analyse, embedding_map, train,
+training_status, stop_training, evaluate, checkpoints, collections.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, Iterator
+
+import gradio as gr
+import numpy as np
+
+from emorank.demo import DEMO_ALL, DEMO_TEST, REPO_DIR, Workspace, WorkspaceError
+from emorank.jobs import JobBusyError, TrainingJobs
+
+log = logging.getLogger(__name__)
+
+MAX_K = 8  # audio players in the Explore tab
+STRIP_VALUES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)  # the ordinal strip: one clip per step (paper, Figure 3)
+ANALYSE_K = 5
+NONE = "(none)"
+
+
+# ------------------------------------------------------------------------------------------- plumbing
+def gpu(fn: Callable | None = None, **kwargs) -> Callable:
+    """`spaces.GPU` on a Hugging Face ZeroGPU Space, a no-op everywhere else."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        spaces = None
+
+    def wrap(f: Callable) -> Callable:
+        return spaces.GPU(**kwargs)(f) if spaces is not None else f
+    return wrap(fn) if fn is not None else wrap
+
+
+def friendly(fn: Callable) -> Callable:
+    """Show known failures as a readable gr.Error (no traceback); log anything unexpected with its traceback.
+
+    Raising leaves every output as it was, so nothing the user did is lost."""
+    def convert(err: Exception) -> gr.Error:
+        if isinstance(err, gr.Error):
+            return err
+        if isinstance(err, (ValueError, JobBusyError, FileNotFoundError, RuntimeError)):
+            return gr.Error(str(err), print_exception=False)
+        log.error("unexpected error in %s:\n%s", fn.__name__, traceback.format_exc())
+        return gr.Error(f"unexpected error ({type(err).__name__}): {err}", print_exception=False)
+
+    if _is_generator(fn):
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001
+                raise convert(err) from None
+        return gen
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001
+            raise convert(err) from None
+    return call
+
+
+def _is_generator(fn: Callable) -> bool:
+    import inspect
+    return inspect.isgeneratorfunction(fn)
+
+
+def _progress_fn(progress: gr.Progress | None, desc: str) -> Callable[[int, int], None] | bool:
+    if progress is None:
+        return False
+    return lambda done, total: progress(done / max(total, 1), desc=f"{desc} {done}/{total}")
+
+
+def _player(path: str | None, label: str, served: list[str]) -> dict:
+    """An audio player update: a file under a served root is played from there; others are decoded and sent as
+    a waveform (so the server never has to serve a folder it was not launched with)."""
+    if path is None:
+        return gr.update(value=None, visible=False)
+    if _under(path, served):
+        return gr.update(value=path, label=label, visible=True)
+    from emorank.audio import load_audio
+    return gr.update(value=(16000, load_audio(path, max_seconds=None)), label=label, visible=True)
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    """Whether `path` (symbolic links resolved) lies inside one of `roots` (already resolved)."""
+    real = os.path.realpath(path)
+    return any(os.path.commonpath([real, root]) == root for root in roots)
+
+
+def _hit_label(rec: dict) -> str:
+    est = "≈" if rec["labels"] == "estimated" else ""
+    emo = f" · {rec['emotion']}" if rec["emotion"] else ""
+    return f"#{rec['rank']} · V {est}{rec['valence']:.1f} · A {est}{rec['arousal']:.1f}{emo}"
+
+
+def _hit_table(records: list[dict]) -> list[list]:
+    return [[r["rank"], r["id"], r["valence"], r["arousal"], r["labels"], r["emotion"], r["speaker"], r["similarity"]]
+            for r in records]
+
+
+HIT_HEADERS = ["rank", "clip", "valence", "arousal", "labels", "emotion", "speaker", "similarity"]
+
+
+# ------------------------------------------------------------------------------------------- handlers
+class Handlers:
+    """Everything the app's widgets and API endpoints call.
+
+    Args:
+        workspace: checkpoints, collections, cached models and indexes.
+        jobs: the one-at-a-time training manager (its on_checkpoint should register into `workspace`).
+        served_roots: folders the server was launched to serve (`allowed_paths`); default: the collection roots.
+        output_dir: where figures and downloads are written (default: a fresh folder in the temp dir).
+    """
+
+    def __init__(self, workspace: Workspace, jobs: TrainingJobs, served_roots: list[str] | None = None,
+                 output_dir: str | os.PathLike | None = None) -> None:
+        self.ws = workspace
+        self.jobs = jobs
+        self.served = [os.path.realpath(r) for r in (served_roots or workspace.allowed_roots())]
+        self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="emorank-app-"))
+        self.maps_dir = workspace.assets.data_dir / "maps"
+
+    # ----------------------------------------------------------------------------- choices
+    def default_checkpoint(self) -> str | None:
+        names = list(self.ws.checkpoints())
+        return "emotionrankclap" if "emotionrankclap" in names else (names[0] if names else None)
+
+    def second_checkpoint(self) -> str:
+        names = [n for n in self.ws.checkpoints() if n != self.default_checkpoint()]
+        return "clap-sce-av" if "clap-sce-av" in names else (names[0] if names else NONE)
+
+    def checkpoint_choices(self) -> list[tuple[str, str]]:
+        return [(self.ws.checkpoint_label(n), n) for n in self.ws.checkpoints()]
+
+    def collection_choices(self, labelled_only: bool = False) -> list[str]:
+        return [n for n, s in self.ws.collections().items() if s.labelled or not labelled_only]
+
+    def refresh_checkpoints(self, current: str | None, a: str | None, b: str | None, chosen: list[str] | None):
+        """Updated choices for every checkpoint drop-down (values kept when still valid)."""
+        self.ws.refresh_checkpoints()
+        choices = self.checkpoint_choices()
+        names = [v for _, v in choices]
+        keep = lambda v: v if v in names else self.default_checkpoint()  # noqa: E731
+        return (gr.update(choices=choices, value=keep(current)), gr.update(choices=choices, value=keep(a)),
+                gr.update(choices=[(NONE, NONE)] + choices, value=b if b in names + [NONE] else NONE),
+                gr.update(choices=choices, value=[v for v in (chosen or []) if v in names]))
+
+    @friendly
+    def add_collection(self, path: str, name: str):
+        """Add a manifest CSV or a folder of audio: (all-collections list, labelled list x 2, note)."""
+        source = self.ws.add_collection(path, name or None)
+        note = (f"Added **{source.name}**: {len(source.manifest)} clips from `{source.origin}`"
+                + ("" if source.labelled else " (labels unknown: valence-arousal values shown are estimates)"))
+        gr.Info(f"collection {source.name} added")
+        labelled = gr.update(choices=self.collection_choices(labelled_only=True))
+        return gr.update(choices=self.collection_choices(), value=source.name), labelled, labelled, note
+
+    # ----------------------------------------------------------------------------- explore
+    @friendly
+    def caption(self, valence: float, arousal: float) -> str:
+        """The V-A caption the sliders describe (the same wording retrieval uses)."""
+        from emorank.captions import va_caption
+        return va_caption(float(valence), float(arousal), np.random.default_rng(0))
+
+    def _search(self, checkpoint: str, collection: str, query: str, k: int, progress=None):
+        if not checkpoint:
+            raise WorkspaceError("no checkpoint is available yet: train one in the Train tab")
+        index = self.ws.index(checkpoint, collection, progress=_progress_fn(progress, "audio features"))
+        hits = index.search_text(query, int(min(max(k, 1), 50)))
+        return index, self.ws.hit_records(index, hits)
+
+    @friendly
+    def explore(self, checkpoint: str, collection: str, query: str, valence: float, arousal: float, k: int,
+                progress=gr.Progress()):
+        """Caption -> top-k clips: (table, V-A plane, *MAX_K players)."""
+        from emorank.viz import va_plane_figure
+
+        _, records = self._search(checkpoint, collection, query, k, progress)
+        star = (valence, arousal) if query.strip() == self.caption(valence, arousal) else None
+        fig = va_plane_figure(np.array([[r["valence"], r["arousal"]] for r in records]), query=star,
+                              labels=[r["id"] for r in records],
+                              title="Query (star) and retrieved clips" if star else "Retrieved clips (free text)")
+        fig.update_xaxes(constrain="domain")  # keep 1..7 on x too (the square aspect would widen the range)
+        players = [_player(r["file"], _hit_label(r), self.served) for r in records[:MAX_K]]
+        players += [_player(None, "", self.served)] * (MAX_K - len(players))
+        return (_hit_table(records), fig, *players)
+
+    @friendly
+    def slide(self, checkpoint: str, collection: str, valence: float, arousal: float, k: int,
+              progress=gr.Progress()):
+        """A slider move: (caption, *explore outputs) in one round trip."""
+        caption = self.caption(valence, arousal)
+        return (caption, *self.explore(checkpoint, collection, caption, valence, arousal, k, progress))
+
+    @friendly
+    def strip(self, checkpoint: str, collection: str, axis: str, fixed: float):
+        """The ordinal-neighbours row: one clip per step along `axis` (note, *len(STRIP_VALUES) players)."""
+        index = self.ws.index(checkpoint, collection)
+        hits = index.ordinal_neighbours(axis, float(fixed), STRIP_VALUES)
+        records = self.ws.hit_records(index, hits)
+        other = "arousal" if axis == "valence" else "valence"
+        players = [_player(r["file"], f"{axis} {q:.0f} → {r[axis]:.1f}", self.served)
+                   for q, r in zip(STRIP_VALUES, records)]
+        players += [_player(None, "", self.served)] * (len(STRIP_VALUES) - len(players))
+        note = (f"Captions along **{axis}** 1 → 7 with {other} held at {fixed:g}; one clip per caption, never the "
+                f"same clip twice. Listen left to right: the {axis} should rise (player label: caption level → "
+                f"the clip's {'estimated ' if records and records[0]['labels'] == 'estimated' else ''}{axis}).")
+        return (note, *players)
+
+    def api_retrieve(self, checkpoint: str, collection: str = DEMO_TEST, query: str = "",
+                     valence: float | None = None, arousal: float | None = None, k: int = 5) -> dict:
+        """Top-k clips for a caption (`query`), or for the caption of a (valence, arousal) point on 1..7."""
+        if not (query or "").strip():
+            if valence is None or arousal is None:
+                raise gr.Error("give a query caption, or both valence and arousal", print_exception=False)
+            query = self.caption(valence, arousal)
+        _, records = friendly(self._search)(checkpoint, collection, query, k)
+        return {"caption": query, "checkpoint": checkpoint, "collection": collection,
+                "hits": [self._with_url(r) for r in records]}
+
+    def _with_url(self, record: dict) -> dict:
+        """Adds "url" (relative to the app, e.g. /gradio_api/file=...) when the server serves the clip's file."""
+        from urllib.parse import quote
+
+        if _under(record["file"], self.served):
+            return {**record, "url": f"/gradio_api/file={quote(record['file'])}"}
+        return record
+
+    # ----------------------------------------------------------------------------- analyse
+    @friendly
+    def api_analyse(self, audio: str | None, checkpoint: str, collection: str = DEMO_TEST, k: int = ANALYSE_K) -> dict:
+        """Upload -> V-A estimate, nearest captions, nearest clips (JSON)."""
+        if not audio:
+            raise gr.Error("upload or record a clip first", print_exception=False)
+        res = self.ws.analyse(audio, checkpoint, collection, int(min(max(k, 1), 20)))
+        return {**res, "clips": [self._with_url(c) for c in res["clips"]]}
+
+    @friendly
+    def analyse(self, audio: str | None, checkpoint: str, collection: str):
+        """(summary, V-A plane, captions table, clips table, *ANALYSE_K players)."""
+        from emorank.viz import va_plane_figure
+
+        res = self.api_analyse(audio, checkpoint, collection, ANALYSE_K)
+        clips = res["clips"]
+        fig = va_plane_figure(np.array([[c["valence"], c["arousal"]] for c in clips]),
+                              query=(res["valence"], res["arousal"]), labels=[c["id"] for c in clips],
+                              title="Your clip (star) and its nearest clips")
+        fig.update_xaxes(constrain="domain")
+        summary = (f"**Estimated valence {res['valence']:.2f}, arousal {res['arousal']:.2f}** (1..7, from the clip's "
+                   f"embedding under `{checkpoint}`; {res['seconds']:.1f} s analysed).\n\n"
+                   f"Closest caption: *{res['captions'][0]['caption']}*")
+        captions = [[c["caption"], c["valence"], c["arousal"], c["similarity"]] for c in res["captions"]]
+        players = [_player(c["file"], _hit_label(c), self.served) for c in clips]
+        players += [_player(None, "", self.served)] * (ANALYSE_K - len(players))
+        return (summary, fig, captions, _hit_table(clips), *players)
+
+    # ----------------------------------------------------------------------------- embedding space
+    def _map(self, checkpoint: str, collection: str, method: str, max_points: int, progress=None):
+        """(EmbeddingMap, audio labels, text labels, audio names, text names, audio emb, text emb)."""
+        from emorank.evaluate import pair_captions
+        from emorank.retrieval import text_embeddings
+        from emorank.viz import embedding_map
+
+        index = self.ws.index(checkpoint, collection, progress=_progress_fn(progress, "audio features"))
+        rows = np.arange(len(index))
+        if len(rows) > max_points:
+            rows = np.sort(np.random.default_rng(0).choice(len(rows), size=int(max_points), replace=False))
+        audio = index.audio_emb[rows]  # [N, D]
+        va_audio, _ = self.ws.va_of(index, rows)
+        if self.ws.source(collection).labelled:
+            part = index.manifest.subset(rows)
+            captions = pair_captions(index.model, part, self.ws.cache, False)
+            text, va_text = text_embeddings(index.model, captions, self.ws.cache), va_audio
+        else:  # no labels, no paired captions: show the V-A caption grid instead
+            from emorank.captions import va_caption
+            grid, text = self.ws.grid(checkpoint)
+            captions, va_text = [va_caption(v, a) for v, a in grid], grid
+        emap = embedding_map(audio, text, method=method, cache_dir=self.maps_dir)
+        names = [index.manifest.ids[i] for i in rows]
+        return emap, va_audio, va_text, names, captions, audio, text
+
+    def api_embedding_map(self, checkpoint: str, collection: str = DEMO_TEST, method: str = "pca",
+                          max_points: int = 600) -> dict:
+        """2-D map (PCA or UMAP) of a checkpoint's audio and caption embeddings, with the modality-gap numbers."""
+        emap, la, lt, na, nt, _, _ = friendly(self._map)(checkpoint, collection, method, int(max_points))
+
+        def rows(coords, labels, names, key):
+            return [{key: n, "x": round(float(x), 5), "y": round(float(y), 5), "valence": round(float(v), 3),
+                     "arousal": round(float(a), 3)} for (x, y), (v, a), n in zip(coords, labels, names)]
+        return {"checkpoint": checkpoint, "collection": collection, "method": emap.method, "gap": emap.gap,
+                "audio": rows(emap.coords_audio, la, na, "clip"), "text": rows(emap.coords_text, lt, nt, "caption")}
+
+    @friendly
+    def embedding(self, ckpt_a: str, ckpt_b: str, collection: str, method: str, colour: str, max_points: int,
+                  progress=gr.Progress()):
+        """(figure, gap table, downloadable files) for one checkpoint or two side by side."""
+        from emorank.viz import embedding_figure, save_embeddings, save_figure, side_by_side
+
+        names = [c for c in (ckpt_a, ckpt_b) if c and c != NONE]
+        if not names:
+            raise WorkspaceError("choose a checkpoint")
+        figs, gaps, files = [], [], []
+        out = Path(tempfile.mkdtemp(prefix="map-", dir=self.output_dir))
+        for i, name in enumerate(dict.fromkeys(names)):
+            progress(i / len(names), desc=f"{method.upper()} of {name}")
+            emap, la, lt, na, nt, audio, text = self._map(name, collection, method, int(max_points), progress)
+            figs.append(embedding_figure(emap, colour, la, lt, hover_audio=na, hover_text=nt, title=name))
+            gaps.append([name, *(round(float(emap.gap[key]), 4) for key in ("mmd", "wasserstein", "centroid_distance")),
+                         emap.gap["n_audio"]])
+            files += save_embeddings(out / f"embeddings-{_slug(name)}", audio, text,
+                                     {"checkpoint": name, "collection": collection}, emb_map=emap,
+                                     labels_audio=la, labels_text=lt, names_audio=na, names_text=nt)
+        fig = side_by_side(figs, titles=list(dict.fromkeys(names))) if len(figs) > 1 else figs[0]
+        files.insert(0, save_figure(fig, out / "embedding-map.html"))
+        return fig, gaps, [str(f) for f in files]
+
+    # ----------------------------------------------------------------------------- train
+    def api_train(self, collection: str = DEMO_ALL, system: str = "emotionrankclap", epochs: int = 15,
+                  batch_size: int = 64, lr: float = 1e-4, seed: int = 0, name: str = "") -> dict:
+        """Start a training job in the background (one at a time); returns its status. Poll training_status."""
+        return friendly(self._start)(collection, system, epochs, batch_size, lr, seed, name).to_dict()
+
+    def _start(self, collection, system, epochs, batch_size, lr, seed, name):
+        from emorank.systems import get_system
+        from emorank.train import TrainConfig
+
+        get_system(system)
+        source = self.ws.source(collection)
+        if not source.labelled:
+            raise WorkspaceError(f"collection {collection!r} has no valence-arousal labels; training needs a manifest")
+        counts = source.manifest.split_counts()
+        if counts.get("train", 0) < 2 or counts.get("dev", 0) < 2:
+            raise WorkspaceError(f"collection {collection!r} needs 'train' and 'dev' rows to train (it has "
+                                 f"{dict(counts)}); choose '{DEMO_ALL}' or a manifest with splits")
+        if not (1 <= int(epochs) <= 500 and 2 <= int(batch_size) <= 4096 and 0 < float(lr) < 1):
+            raise WorkspaceError("epochs must be 1..500, batch size 2..4096 and the learning rate in (0, 1)")
+        run, out_dir = self.ws.new_run_dir(name or f"{system}-{time.strftime('%Y%m%d-%H%M%S')}")
+        config = TrainConfig(system=system, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
+                             seed=int(seed), workers=1)  # no forked extraction workers inside a threaded server
+        return self.jobs.start(source.manifest, config, out_dir, name=run)
+
+    def api_training_status(self) -> dict:
+        """The current (or last) training job: state, progress, losses, checkpoint when finished."""
+        return self.jobs.status().to_dict()
+
+    def api_stop_training(self) -> dict:
+        """Stop the running job after its current step; it saves the best checkpoint so far."""
+        return self.jobs.stop().to_dict()
+
+    def start_training(self, collection, system, epochs, batch_size, lr, seed, name) -> str:
+        """Train button: start, or explain why not (a running job is then followed instead)."""
+        try:
+            return self._start(collection, system, epochs, batch_size, lr, seed, name).summary()
+        except (JobBusyError, ValueError) as err:
+            gr.Warning(str(err))
+            return self.jobs.status().summary()
+
+    @friendly
+    def follow_training(self) -> Iterator[tuple]:
+        """Stream (status, curve) while a job runs; at the end, refresh nothing itself (app chains that)."""
+        while True:
+            s = self.jobs.status()
+            yield _status_markdown(s), _curve(s)
+            if not s.active:
+                return
+            time.sleep(1.0)
+
+    # ----------------------------------------------------------------------------- evaluate
+    def api_evaluate(self, checkpoints: list[str], collection: str = DEMO_TEST, split: str = "test",
+                     n_trials: int = 30, n_lists: int = 100) -> dict:
+        """The paper's protocol on each checkpoint: {"reports": {name: report}, "table": markdown}."""
+        return friendly(self._evaluate)(checkpoints, collection, split, n_trials, n_lists, None)
+
+    @gpu
+    def _evaluate(self, checkpoints, collection, split, n_trials, n_lists, progress) -> dict:
+        from emorank.evaluate import EvalConfig, evaluate
+
+        names = [c for c in (checkpoints or []) if c]
+        if not names:
+            raise WorkspaceError("choose at least one checkpoint to evaluate")
+        source = self.ws.source(collection)
+        if not source.labelled:
+            raise WorkspaceError(f"collection {collection!r} has no labels; the paper's tests need a manifest")
+        config = EvalConfig(n_trials=int(n_trials), n_lists=int(n_lists))
+        reports = {}
+        for i, name in enumerate(names):
+            if progress is not None:
+                progress(i / len(names), desc=f"evaluating {name}")
+            with _private_cache(self.ws) as cache:
+                reports[name] = evaluate(self.ws.model(name), source.manifest, split, config, cache, progress=False)
+        return {"reports": reports, "table": _paper_tables(reports)}
+
+    @friendly
+    def evaluate(self, checkpoints: list[str], collection: str, split: str, n_trials: int, n_lists: int,
+                 progress=gr.Progress()):
+        """(results table, paper-style markdown, ordinality figure, JSON download)."""
+        from emorank.viz import ordinality_figure
+
+        res = self._evaluate(checkpoints, collection, split, n_trials, n_lists, progress)
+        reports = res["reports"]
+        rows = [_report_row(name, r) for name, r in reports.items()]
+        fig = ordinality_figure({name: r["ordinality"] for name, r in reports.items()})
+        path = Path(tempfile.mkdtemp(prefix="eval-", dir=self.output_dir)) / "evaluation.json"
+        path.write_text(json.dumps(res, indent=2, default=float))
+        return rows, res["table"], fig, str(path)
+
+    # ----------------------------------------------------------------------------- lists
+    def api_checkpoints(self) -> list[dict]:
+        """Available checkpoints: name, label, folder (no "path" key: gradio_client would try to download it)."""
+        self.ws.refresh_checkpoints()
+        return [{"name": n, "label": self.ws.checkpoint_label(n), "folder": str(p)}
+                for n, p in self.ws.checkpoints().items()]
+
+    def api_collections(self) -> list[dict]:
+        """Available collections: name, clips, labelled, origin."""
+        return [{"name": n, "clips": len(s.manifest), "labelled": s.labelled, "origin": s.origin}
+                for n, s in self.ws.collections().items()]
+
+
+# ------------------------------------------------------------------------------------------- formatting
+REPORT_HEADERS = ["checkpoint", "system", "MMD ↓", "Wasserstein ↓", "AOC ↑", "VOC ↑", "R@1 a→t", "R@5 a→t",
+                  "R@10 a→t", "CCC valence", "CCC arousal"]
+
+
+def _report_row(name: str, r: dict) -> list:
+    ms = lambda d: f"{d['mean']:.3f} ± {d['std']:.3f}"  # noqa: E731
+    a, o, ret, va = r["alignment"], r["ordinality"], r["retrieval"], r["va_estimation"]
+    return [name, r["meta"].get("system") or "?", ms(a["mmd"]), ms(a["wasserstein"]), ms(o["aoc"]), ms(o["voc"]),
+            *(round(ret.get(k, float("nan")), 3) for k in ("a2t_r@1", "a2t_r@5", "a2t_r@10")),
+            round(va["ccc_valence"], 3), round(va["ccc_arousal"], 3)]
+
+
+def _paper_tables(reports: dict) -> str:
+    """The paper's Tables 1-2 with significance (emorank.compare) when each checkpoint is a different system."""
+    from emorank.compare import markdown, summarise
+
+    systems = [r["meta"].get("system") for r in reports.values()]
+    if len(reports) < 2:
+        return "Evaluate two or more checkpoints to compare them in the paper's tables (with significance)."
+    if None in systems or len(set(systems)) != len(systems):
+        return ("The paper-style tables compare systems: the chosen checkpoints repeat a system "
+                f"({', '.join(map(str, systems))}), so only the per-checkpoint table above is shown.")
+    return markdown(summarise({s: [r] for s, r in zip(systems, reports.values())}))
+
+
+def _status_markdown(s) -> str:
+    bar = "█" * int(round(20 * s.fraction)) + "░" * (20 - int(round(20 * s.fraction)))
+    return f"**{s.state}** `{bar}` {100 * s.fraction:.0f}%  \n{s.summary()}"
+
+
+def _curve(s):
+    """Per-epoch train/validation loss (viz) plus the per-step loss, or None before the first step."""
+    from emorank.viz import training_curve_figure
+
+    if not s.history and not s.losses:
+        return None
+    if s.history:
+        fig = training_curve_figure(s.history, title=f"{s.name}: loss")
+    else:
+        import plotly.graph_objects as go
+        fig = go.Figure().update_layout(title=f"{s.name}: loss", template="plotly_white", xaxis_title="epoch",
+                                        yaxis_title="loss")
+    if s.losses:
+        x, y = zip(*s.losses)  # x: epochs completed; viz numbers an epoch's record by its 0-based index
+        fig.add_scatter(x=[v - 1 for v in x], y=y, mode="lines", name="step loss", opacity=0.35)
+    return fig
+
+
+def example_captions() -> list[str]:
+    """Free-text queries shipped in assets/example_captions.txt (empty when the file is missing)."""
+    path = REPO_DIR / "assets" / "example_captions.txt"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def player(label: str, kind: str) -> gr.Audio:
+    """A compact output player (the browser's own controls), hidden until it has a clip."""
+    return gr.Audio(label=label, interactive=False, visible=False, elem_classes=kind, min_width=150,
+                    buttons=["download"], waveform_options=gr.WaveformOptions(show_recording_waveform=False))
+
+
+def theme_and_css() -> tuple[gr.themes.Base, str]:
+    """The app's look (passed to launch(): Gradio 6 takes theme and css there)."""
+    css = "#train-status code {letter-spacing: -1px}"
+    return gr.themes.Soft(primary_hue="indigo"), css
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+
+
+class _private_cache:
+    """A FeatureCache connection of its own for a long job (evaluation), closed afterwards."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.path = ws.assets.cache_path
+
+    def __enter__(self):
+        from emorank.features import FeatureCache
+        self.cache = FeatureCache(self.path)
+        return self.cache
+
+    def __exit__(self, *exc) -> None:
+        self.cache.close()

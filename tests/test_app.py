@@ -1,0 +1,268 @@
+"""The Gradio app: handlers called directly, then the launched app driven through gradio_client."""
+import importlib.util
+import json
+import socket
+import time
+from pathlib import Path
+
+import gradio as gr
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from emorank.demo import DEMO_ALL, DEMO_TEST, Workspace
+from emorank.jobs import TrainingJobs
+from emorank.model import EmotionRankCLAP
+from emorank.ui import MAX_K, STRIP_VALUES, Handlers
+from test_demo import build_assets
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_app():
+    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_handlers(assets) -> Handlers:
+    ws = Workspace(assets)
+    return Handlers(ws, TrainingJobs(on_checkpoint=ws.add_checkpoint, cache_path=assets.cache_path))
+
+
+def serve(h: Handlers):
+    """Launch the app on a free local port; returns (demo, url)."""
+    app = load_app()
+    demo = app.build_app(h)
+    _, url, _ = app.launch(demo, h, warm=False, server_name="127.0.0.1", server_port=free_port(),
+                           prevent_thread_lock=True, quiet=True)
+    return demo, url
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory, demo_corpus, session_cache, trained_checkpoint):
+    return build_assets(tmp_path_factory.mktemp("app"), demo_corpus, session_cache, trained_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def h(assets):
+    return make_handlers(assets)
+
+
+@pytest.fixture(scope="module")
+def server(assets):
+    handlers = make_handlers(assets)
+    demo, url = serve(handlers)
+    yield url, handlers
+    handlers.jobs.stop()
+    handlers.jobs.wait(30)
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server[0], verbose=False)  # downloads files: a dict with a "path" key would break the call
+
+
+# ------------------------------------------------------------------------------------------- handlers
+def test_caption_follows_the_sliders(h):
+    low, high = h.caption(1.0, 1.0), h.caption(7.0, 7.0)
+    assert low.startswith("The person is speaking") and low != high
+    assert h.caption(7.0, 7.0) == high and not any(c.isdigit() for c in low + high)
+
+
+def test_explore_returns_playable_hits_table_and_plane(h):
+    caption = h.caption(6.0, 2.0)
+    table, fig, *players = h.explore("emotionrankclap", DEMO_TEST, caption, 6.0, 2.0, 3)
+    assert len(table) == 3 and [row[0] for row in table] == [1, 2, 3]
+    sims = [row[-1] for row in table]
+    assert sims == sorted(sims, reverse=True)
+    assert len(players) == MAX_K
+    assert all(p["visible"] and Path(p["value"]).is_file() and p["label"].startswith(f"#{i + 1}")
+               for i, p in enumerate(players[:3]))
+    assert not any(p["visible"] for p in players[3:])
+    assert [t.name for t in fig.data] == ["retrieved", "query"]
+    assert (fig.data[1].x[0], fig.data[1].y[0]) == (6.0, 2.0)
+    assert list(fig.data[0].x) == [row[2] for row in table]
+    _, free, *_ = h.explore("emotionrankclap", DEMO_TEST, "A warm and happy voice.", 6.0, 2.0, 3)
+    assert [t.name for t in free.data] == ["retrieved"]
+
+
+def test_a_slider_move_returns_caption_and_results_in_one_call(h):
+    caption, table, fig, *players = h.slide("emotionrankclap", DEMO_TEST, 2.5, 6.0, 4)
+    assert caption == h.caption(2.5, 6.0)
+    assert table == h.explore("emotionrankclap", DEMO_TEST, caption, 2.5, 6.0, 4)[0]
+    assert sum(p["visible"] for p in players) == 4 and (fig.data[1].x[0], fig.data[1].y[0]) == (2.5, 6.0)
+
+
+def test_strip_plays_one_distinct_clip_per_step(h):
+    note, *players = h.strip("emotionrankclap", DEMO_TEST, "valence", 4.0)
+    assert "valence" in note and len(players) == len(STRIP_VALUES)
+    files = [p["value"] for p in players if p["visible"]]
+    assert len(files) == len(set(files)) == len(STRIP_VALUES)
+
+
+def test_api_retrieve_by_point_equals_retrieve_by_its_caption(h):
+    by_point = h.api_retrieve("emotionrankclap", DEMO_TEST, valence=2.0, arousal=6.5, k=4)
+    by_text = h.api_retrieve("emotionrankclap", DEMO_TEST, query=by_point["caption"], k=4)
+    assert by_point["hits"] == by_text["hits"] and len(by_point["hits"]) == 4
+    assert all(hit["url"].startswith("/gradio_api/file=") for hit in by_point["hits"])
+    with pytest.raises(gr.Error, match="give a query caption"):
+        h.api_retrieve("emotionrankclap", DEMO_TEST)
+
+
+def test_errors_are_readable_gradio_errors(h, tmp_path, monkeypatch):
+    with pytest.raises(gr.Error, match="unknown checkpoint 'nope'; available"):
+        h.explore("nope", DEMO_TEST, "x", 4, 4, 3)
+    with pytest.raises(gr.Error, match="upload or record a clip first"):
+        h.analyse(None, "emotionrankclap", DEMO_TEST)
+    bad = tmp_path / "photo.wav"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    with pytest.raises(gr.Error, match="photo.wav"):
+        h.analyse(str(bad), "emotionrankclap", DEMO_TEST)
+    with pytest.raises(gr.Error, match="needs 'train' and 'dev' rows"):
+        h.api_train(collection=DEMO_TEST)
+    with pytest.raises(gr.Error, match="unknown system 'nope'; valid systems: .*emotionrankclap"):
+        h.api_train(system="nope")
+
+    def boom(*args, **kwargs):
+        raise KeyError("disk on fire")
+    monkeypatch.setattr(h.ws, "index", boom)
+    with pytest.raises(gr.Error, match=r"unexpected error \(KeyError\)"):
+        h.strip("emotionrankclap", DEMO_TEST, "valence", 4.0)
+
+
+def test_analyse_view_places_the_clip_and_lists_neighbours(h):
+    clip = h.ws.source(DEMO_TEST).manifest.path[0]
+    summary, fig, captions, table, *players = h.analyse(clip, "emotionrankclap", DEMO_TEST)
+    assert "Estimated valence" in summary and len(captions) == len(table) == len(players)
+    assert [t.name for t in fig.data] == ["retrieved", "query"]
+    star = (fig.data[1].x[0], fig.data[1].y[0])
+    assert all(1 <= v <= 7 for v in star)
+
+
+def test_add_collection_updates_every_collection_list(h, tmp_path, demo_corpus):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for clip in sorted((Path(demo_corpus).parent / "audio").glob("*.wav"))[:3]:
+        (folder / clip.name).write_bytes(clip.read_bytes())
+    everything, labelled, labelled2, note = h.add_collection(str(folder), "")
+    assert everything["value"] == "clips" and "clips" in everything["choices"]
+    assert "clips" not in labelled["choices"] and labelled == labelled2
+    assert "estimates" in note
+    table, _, first, *_ = h.explore("emotionrankclap", "clips", "The person is speaking calmly.", 4, 4, 2)
+    assert [row[4] for row in table] == ["estimated", "estimated"]
+    sr, wav = first["value"]  # a folder the server was not launched with: sent as samples, never served as a file
+    assert sr == 16000 and wav.ndim == 1 and wav.size > 1000
+    with pytest.raises(gr.Error, match="does not exist"):
+        h.add_collection(str(tmp_path / "nowhere"), "")
+
+
+def test_embedding_view_side_by_side_with_gap_numbers_and_downloads(h):
+    fig, gaps, files = h.embedding("emotionrankclap", "clap-sce-av", DEMO_TEST, "pca", "valence", 200)
+    assert [row[0] for row in gaps] == ["emotionrankclap", "clap-sce-av"]
+    assert all(np.isfinite(row[1:4]).all() and row[1] >= 0 and row[4] > 0 for row in gaps)
+    assert len(fig.data) >= 4  # audio + text traces of both maps
+    names = sorted(Path(f).name for f in files)
+    assert names == sorted(["embedding-map.html", "embeddings-emotionrankclap.npz", "embeddings-emotionrankclap.csv",
+                            "embeddings-clap-sce-av.npz", "embeddings-clap-sce-av.csv"])
+    emb = np.load(next(f for f in files if f.endswith("emotionrankclap.npz")))
+    assert emb["audio_emb"].shape == emb["text_emb"].shape
+
+
+def test_evaluate_compares_checkpoints_in_the_papers_tables(h):
+    rows, paper, fig, path = h.evaluate(["emotionrankclap", "clap-sce-av"], DEMO_TEST, "test", 2, 10)
+    assert [r[0] for r in rows] == ["emotionrankclap", "clap-sce-av"]
+    assert "Table 1" in paper and "Table 2" in paper and "EmotionRankCLAP (A-V)" in paper
+    report = json.loads(Path(path).read_text())
+    assert set(report["reports"]) == {"emotionrankclap", "clap-sce-av"}
+    assert len(report["reports"]["emotionrankclap"]["alignment"]["mmd"]["values"]) == 2
+    assert {t.name for t in fig.data} >= {"AOC", "VOC"}
+
+
+# ------------------------------------------------------------------------------------------- launched app
+def test_named_endpoints_exist(client):
+    named = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/caption", "/retrieve", "/analyse", "/embedding_map", "/train", "/training_status", "/stop_training",
+            "/evaluate", "/checkpoints", "/collections"} <= named
+
+
+def test_api_caption_retrieve_and_served_files(client, server):
+    url, h = server
+    caption = client.predict(6.0, 2.0, api_name="/caption")
+    assert caption == h.caption(6.0, 2.0)
+    res = client.predict(checkpoint="emotionrankclap", collection=DEMO_TEST, valence=6.0, arousal=2.0, k=3,
+                         api_name="/retrieve")
+    assert res["caption"] == caption and len(res["hits"]) == 3
+    audio = httpx.get(url.rstrip("/") + res["hits"][0]["url"])
+    assert audio.status_code == 200 and audio.content[:4] == b"RIFF"
+
+
+def test_server_refuses_files_outside_the_collections(server, tmp_path):
+    url, h = server
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not serve")
+    corpus_root_file = h.ws.assets.manifest_path  # beside the clips' folder, not in it
+    for path in (ROOT / "app.py", secret, Path("/etc/passwd"), corpus_root_file, h.ws.assets.cache_path):
+        r = httpx.get(f"{url.rstrip('/')}/gradio_api/file={path}")
+        assert r.status_code == 403, path
+
+
+def test_api_analyse_upload_and_bad_upload(client, tmp_path, server):
+    clip = server[1].ws.source(DEMO_TEST).manifest.path[1]
+    res = client.predict(handle_file(clip), "emotionrankclap", DEMO_TEST, 3, api_name="/analyse")
+    assert 1 <= res["valence"] <= 7 and len(res["clips"]) == 3 and len(res["captions"]) == 3
+    silent = tmp_path / "quiet.wav"
+    sf.write(silent, np.zeros(8000, np.float32), 16000)
+    with pytest.raises(AppError, match="quiet.wav: silent audio"):
+        client.predict(handle_file(str(silent)), "emotionrankclap", DEMO_TEST, 3, api_name="/analyse")
+
+
+def test_api_embedding_map_and_lists(client):
+    res = client.predict(checkpoint="emotionrankclap", collection=DEMO_TEST, method="pca", max_points=500,
+                         api_name="/embedding_map")
+    assert res["method"] == "pca" and res["gap"]["mmd"] >= 0 and len(res["audio"]) == len(res["text"]) > 0
+    names = [c["name"] for c in client.predict(api_name="/checkpoints")]
+    assert {"emotionrankclap", "clap-sce-av"} <= set(names)
+    cols = {c["name"]: c for c in client.predict(api_name="/collections")}
+    assert cols[DEMO_TEST]["labelled"] and cols[DEMO_ALL]["clips"] >= cols[DEMO_TEST]["clips"]
+
+
+def wait_for(client, predicate, timeout=90):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        status = client.predict(api_name="/training_status")
+        if predicate(status):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"training status never reached the expected state: {status}")
+
+
+def test_training_job_is_exclusive_stoppable_and_its_checkpoint_appears(client):
+    started = client.predict(collection=DEMO_ALL, system="emotionrankclap", epochs=500, batch_size=16, lr=1e-3,
+                             seed=0, name="api run", api_name="/train")
+    assert started["active"] and started["name"] == "api-run"
+    wait_for(client, lambda s: s["step"] >= 1 or not s["active"])
+    with pytest.raises(AppError, match="already running: api-run"):
+        client.predict(collection=DEMO_ALL, name="second", api_name="/train")
+    during = client.predict(checkpoint="emotionrankclap", collection=DEMO_TEST, valence=2.0, arousal=2.0, k=2,
+                            api_name="/retrieve")
+    assert len(during["hits"]) == 2  # exploring keeps working while the job runs
+    client.predict(api_name="/stop_training")
+    final = wait_for(client, lambda s: not s["active"])
+    assert final["state"] == "stopped" and final["checkpoint"].endswith("api-run/checkpoint")
+    assert EmotionRankCLAP.from_checkpoint(final["checkpoint"]).extra["stopped"] is True
+    assert "runs/api-run" in [c["name"] for c in client.predict(api_name="/checkpoints")]
+    res = client.predict(checkpoint="runs/api-run", collection=DEMO_TEST, query="The person is speaking softly.",
+                         k=2, api_name="/retrieve")
+    assert len(res["hits"]) == 2

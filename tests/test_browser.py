@@ -1,0 +1,103 @@
+"""The app in a real browser (headless Chromium through Playwright): sliders, results, players, embedding plot.
+
+Skipped, with the reason, when /usr/bin/chromium or the playwright package is missing. Screenshots go to
+$EMORANK_SCREENSHOTS (default: the test's tmp folder).
+"""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from test_app import make_handlers, serve
+from test_demo import build_assets
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory, demo_corpus, session_cache, trained_checkpoint):
+    assets = build_assets(tmp_path_factory.mktemp("browser"), demo_corpus, session_cache, trained_checkpoint)
+    handlers = make_handlers(assets)
+    demo, address = serve(handlers)
+    yield address, handlers
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(url):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
+                                    args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(30_000)
+        page.goto(url[0])  # never wait for "networkidle": Gradio keeps a connection open
+        yield page
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    folder = Path(os.environ.get("EMORANK_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+STAR_AT = """([v, a]) => {
+    const plot = document.querySelector('#va-plane .js-plotly-plot');
+    const star = plot && plot.data && plot.data.find(t => t.name === 'query');
+    return !!star && star.x[0] === v && star.y[0] === a;
+}"""
+FIRST_ROW = "#hits [data-testid='cell-0-1']"  # the Dataframe is an ARIA grid: first data row, clip column
+
+
+def first_clip(page) -> str:
+    return page.locator(FIRST_ROW).inner_text()
+
+
+def test_sliders_change_caption_and_results_with_players(page, shots, url):
+    caption = page.locator("#caption textarea")
+    page.wait_for_function("document.querySelectorAll(\"#hits div[role=row]\").length >= 5")
+    page.locator(".hit audio").first.wait_for(state="attached")
+    page.wait_for_function(STAR_AT, arg=[4, 4])
+    before_caption, before_hits = caption.input_value(), first_clip(page)
+    expected_caption = url[1].caption(1, 7)
+    assert before_caption.startswith("The person is speaking")
+    page.locator("#valence input[type=range]").fill("1")
+    page.locator("#arousal input[type=range]").fill("7")
+    page.wait_for_function(STAR_AT, arg=[1, 7])  # the last query's results are on screen
+    after = caption.input_value()
+    assert after != before_caption and after == expected_caption
+    assert first_clip(page) != before_hits or page.locator(FIRST_ROW).count() == 1
+    visible = page.locator(".hit:visible")
+    assert visible.count() == 5 and page.locator(".hit audio").count() >= 5
+    assert page.locator("#va-plane .js-plotly-plot").count() == 1
+    page.screenshot(path=str(shots / "explore.png"))
+    page.screenshot(path=str(shots / "explore-full.png"), full_page=True)
+
+
+def test_free_text_query_and_ordinal_strip(page):
+    caption = page.locator("#caption textarea")
+    caption.fill("A whisper, tender and content.")
+    caption.press("Enter")  # a free-text query has no V-A point: the plane drops the star
+    page.locator("#va-plane .gtitle", has_text="free text").wait_for()
+    assert page.locator(".strip:visible").count() == 7
+    example = "The person is speaking softly and slowly, sounding sad and tired."
+    page.get_by_text("Free-text examples").click()
+    page.get_by_text("… softly and slowly, sounding sad and tired.").click()  # a shipped example: fills, searches
+    page.wait_for_function("(t) => document.querySelector('#caption textarea').value === t", arg=example)
+
+
+def test_embedding_tab_draws_the_map(page, shots):
+    page.get_by_role("tab", name="Embedding space").click()
+    page.get_by_label("PCA (fast)").check()
+    page.get_by_role("button", name="Draw the embedding space").click()
+    page.locator("#embedding-plot .js-plotly-plot").wait_for(state="visible", timeout=60_000)
+    assert page.locator("#embedding-plot .js-plotly-plot .scatterlayer .trace").count() >= 2
+    page.screenshot(path=str(shots / "embedding.png"), full_page=True)
