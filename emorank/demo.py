@@ -487,7 +487,7 @@ class Workspace:
         top = np.argsort(-sims, kind="stable")[:k]
         captions = [{"caption": va_caption(*grid[i]), "valence": float(grid[i, 0]), "arousal": float(grid[i, 1]),
                      "similarity": round(float(sims[i]), 4)} for i in top]
-        hits = index._hits(index.audio_emb @ emb[0], k)
+        hits = index.search_embedding(emb[0], k)
         return {"valence": round(float(va[0]), 3), "arousal": round(float(va[1]), 3),
                 "seconds": round(len(wav) / TARGET_SR, 2), "captions": captions, "clips": self.hit_records(index, hits),
                 "checkpoint": checkpoint, "collection": collection}

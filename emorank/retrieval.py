@@ -92,12 +92,15 @@ class Collection:
         return [Hit(int(i), m.path[i], float(scores[i]), float(m.valence[i]), float(m.arousal[i]), m.emotion[i],
                     m.speaker[i]) for i in order]
 
+    def search_embedding(self, embedding: np.ndarray, k: int = 5) -> list[Hit]:
+        """The k clips most cosine-similar to a joint-space embedding [D] (e.g. of an uploaded clip)."""
+        return self._hits(self.audio_emb @ np.asarray(embedding, dtype=np.float32).reshape(-1), k)
+
     def search_text(self, text: str, k: int = 5) -> list[Hit]:
         """The k clips most cosine-similar to a caption."""
         if not text or not text.strip():
             raise ValueError("the query text is empty")
-        q = text_embeddings(self.model, [text], self.cache)[0]  # [D]
-        return self._hits(self.audio_emb @ q, k)
+        return self.search_embedding(text_embeddings(self.model, [text], self.cache)[0], k)
 
     def search_va(self, valence: float, arousal: float, k: int = 5) -> tuple[str, list[Hit]]:
         """Caption built from a V-A point, and its k nearest clips."""

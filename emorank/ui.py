@@ -197,7 +197,6 @@ class Handlers:
         fig = va_plane_figure(np.array([[r["valence"], r["arousal"]] for r in records]), query=star,
                               labels=[r["id"] for r in records],
                               title="Query (star) and retrieved clips" if star else "Retrieved clips (free text)")
-        fig.update_xaxes(constrain="domain")  # keep 1..7 on x too (the square aspect would widen the range)
         players = [_player(r["file"], _hit_label(r), self.served) for r in records[:MAX_K]]
         players += [_player(None, "", self.served)] * (MAX_K - len(players))
         return (_hit_table(records), fig, *players)
@@ -262,7 +261,6 @@ class Handlers:
         fig = va_plane_figure(np.array([[c["valence"], c["arousal"]] for c in clips]),
                               query=(res["valence"], res["arousal"]), labels=[c["id"] for c in clips],
                               title="Your clip (star) and its nearest clips")
-        fig.update_xaxes(constrain="domain")
         summary = (f"**Estimated valence {res['valence']:.2f}, arousal {res['arousal']:.2f}** (1..7, from the clip's "
                    f"embedding under `{checkpoint}`; {res['seconds']:.1f} s analysed).\n\n"
                    f"Closest caption: *{res['captions'][0]['caption']}*")

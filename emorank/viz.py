@@ -531,7 +531,7 @@ def va_plane_figure(points: np.ndarray, query: tuple[float, float] | None = None
         fig.add_shape(**line, **ends)
     span = [LABEL_RANGE[0] - 0.2, LABEL_RANGE[1] + 0.2]
     fig.update_layout(title=title or "Valence-arousal plane", template="plotly_white", height=380,
-                      xaxis={"title": "valence", "range": span, "dtick": 1},
+                      xaxis={"title": "valence", "range": span, "dtick": 1, "constrain": "domain"},
                       yaxis={"title": "arousal", "range": span, "dtick": 1, "scaleanchor": "x"},
                       legend={"orientation": "h", "y": -0.2}, margin={"t": 50})
     return fig

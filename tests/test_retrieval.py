@@ -46,3 +46,9 @@ def test_estimate_va_is_on_the_label_scale_and_tracks_arousal(collection):
     assert est.shape == (len(collection), 2)
     assert est.min() >= 1 and est.max() <= 7
     assert np.corrcoef(est[:, 1], collection.manifest.arousal)[0, 1] > 0.3
+
+
+def test_search_by_embedding_finds_the_clip_itself_first(collection):
+    for row in (0, len(collection) // 2):
+        hits = collection.search_embedding(collection.audio_emb[row], k=3)
+        assert hits[0].row == row and hits[0].score == pytest.approx(1.0, abs=1e-5)
