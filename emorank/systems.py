@@ -65,7 +65,7 @@ SYSTEMS: dict[str, System] = {s.name: s for s in [
            "similarity distribution (temperature 0.1) mixed half-and-half with the hard diagonal",
            loss_kwargs={"alpha": 0.5, "teacher_temperature": 0.1}, va_captions=True, teacher="clap-sce-av"),
     System("emotionrankclap", "EmotionRankCLAP (A-V)", "va", "rnc",
-           "Suresh Chandra et al., EmotionRankCLAP (Interspeech 2025)",
+           "Suresh Chandra et al., EmotionRankCLAP (2025)",
            "caption wording is ours (seeded templates in place of the paper's o1 captions); "
            "rank sets use >= as in the released Rank-N-Contrast", va_captions=True),
 ]}
