@@ -243,22 +243,6 @@ def folder_manifest(folder: str | os.PathLike, max_files: int = MAX_FOLDER_FILES
     return Manifest(path=files, valence=nan, arousal=nan.copy(), root=str(folder.resolve()))
 
 
-class _LockedCache:
-    """The workspace's shared feature cache: one SQLite connection, one caller at a time (short text lookups)."""
-
-    def __init__(self, cache) -> None:
-        self._cache, self._lock = cache, threading.RLock()
-        self.path = cache.path
-
-    def text_features(self, texts, encoder, batch_size: int = 256):
-        with self._lock:
-            return self._cache.text_features(texts, encoder, batch_size)
-
-    def audio_features(self, paths, encoder, **kwargs):
-        with self._lock:
-            return self._cache.audio_features(paths, encoder, **kwargs)
-
-
 # ------------------------------------------------------------------------------------------- workspace
 class Workspace:
     """Checkpoints and collections by name, with loaded models and retrieval indexes cached; thread-safe.
@@ -278,7 +262,7 @@ class Workspace:
         self.max_indexes = max_indexes
         self.allow_local_paths = allow_local_paths
         self.workers = workers
-        self.cache = _LockedCache(FeatureCache(assets.cache_path))
+        self.cache = FeatureCache(assets.cache_path)  # thread-safe: one connection behind a lock
         self._lock = threading.RLock()
         self._build_locks: dict[tuple, threading.Lock] = {}
         self._checkpoints = dict(assets.checkpoints) or find_checkpoints(assets.checkpoint_dirs, assets.runs_dir)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -55,11 +56,15 @@ class AudioFeatures:
 
 
 class FeatureCache:
-    """A SQLite-backed store of frozen-encoder features, keyed by encoder fingerprint and content hash."""
+    """A SQLite-backed store of frozen-encoder features, keyed by encoder fingerprint and content hash.
+
+    Thread-safe: one connection, every database access under a lock; extraction itself runs outside the lock, so
+    two threads may at worst compute the same missing vector twice (the rows are identical)."""
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path is not None else default_cache_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
         self._db = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, "
@@ -69,7 +74,8 @@ class FeatureCache:
         self._db.commit()
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def __enter__(self) -> "FeatureCache":
         return self
@@ -81,11 +87,14 @@ class FeatureCache:
     def content_hash(self, path: str) -> str:
         """sha256 of the file, memoised on (path, size, mtime_ns)."""
         st = os.stat(path)
-        row = self._db.execute("SELECT size, mtime_ns, sha FROM hashes WHERE path = ?", (path,)).fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT size, mtime_ns, sha FROM hashes WHERE path = ?", (path,)).fetchone()
         if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
             return row[2]
         sha = file_sha(path)
-        self._db.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)", (path, st.st_size, st.st_mtime_ns, sha))
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
+                             (path, st.st_size, st.st_mtime_ns, sha))
         return sha
 
     # -------------------------------------------------------------- vectors
@@ -95,20 +104,24 @@ class FeatureCache:
         for i in range(0, len(unique), 900):  # SQLite's bound-parameter limit
             chunk = unique[i:i + 900]
             marks = ",".join("?" * len(chunk))
-            for sha, blob in self._db.execute(
-                    f"SELECT sha, vec FROM features WHERE encoder = ? AND sha IN ({marks})", (encoder, *chunk)):
+            with self._lock:
+                rows = self._db.execute(f"SELECT sha, vec FROM features WHERE encoder = ? AND sha IN ({marks})",
+                                        (encoder, *chunk)).fetchall()
+            for sha, blob in rows:
                 found[sha] = np.frombuffer(blob, dtype=np.float32)
         return found
 
     def put_many(self, encoder: str, items: dict[str, np.ndarray]) -> None:
-        self._db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?)",
-                             [(encoder, sha, np.asarray(v, np.float32).tobytes()) for sha, v in items.items()])
-        self._db.commit()
+        rows = [(encoder, sha, np.asarray(v, np.float32).tobytes()) for sha, v in items.items()]
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?)", rows)
+            self._db.commit()
 
     def count(self, encoder: str | None = None) -> int:
-        if encoder is None:
-            return self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0]
-        return self._db.execute("SELECT COUNT(*) FROM features WHERE encoder = ?", (encoder,)).fetchone()[0]
+        with self._lock:
+            if encoder is None:
+                return self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0]
+            return self._db.execute("SELECT COUNT(*) FROM features WHERE encoder = ?", (encoder,)).fetchone()[0]
 
     # ---------------------------------------------------------- high level
     def audio_features(self, paths: Sequence[str], encoder, workers: int | None = None,
@@ -123,7 +136,8 @@ class FeatureCache:
             except OSError as err:
                 shas.append(None)
                 skipped.append((str(p), f"cannot read file: {err.strerror or err}"))
-        self._db.commit()
+        with self._lock:
+            self._db.commit()
         have = self.get_many(fp, [s for s in shas if s])
         first_path: dict[str, str] = {}  # one file per missing content hash (copies are encoded once)
         for p, s in zip(paths, shas):

@@ -125,3 +125,17 @@ def test_cache_persists_across_instances(tmp_path):
         assert c.count("counting-v1") == 1
     assert enc.calls == 1
     assert len(file_sha(path)) == 64
+
+
+def test_cache_is_safe_to_share_between_threads(tmp_path, cache):
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [tone(tmp_path / f"{i}.wav", 0.1 + 0.02 * i) for i in range(8)]
+    enc = CountingEncoder()
+    expected = cache.audio_features(paths, enc, workers=1, progress=False).values
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: cache.audio_features(paths, CountingEncoder(), workers=1,
+                                                                progress=False).values, range(8)))
+        texts = list(pool.map(lambda i: cache.text_features([f"text {i}", "shared"], CountingText()), range(8)))
+    assert all(np.array_equal(r, expected) for r in results)
+    assert all(np.array_equal(t[1], texts[0][1]) for t in texts)
