@@ -129,13 +129,13 @@ class FeatureCache:
         """Features for each path, computing only what is missing; unreadable files are skipped and reported."""
         fp = encoder.fingerprint()
         shas: list[str | None] = []
-        skipped: list[tuple[str, str]] = []
-        for p in paths:
+        unreadable: dict[int, str] = {}  # row -> reason
+        for i, p in enumerate(paths):
             try:
                 shas.append(self.content_hash(str(p)))
             except OSError as err:
                 shas.append(None)
-                skipped.append((str(p), f"cannot read file: {err.strerror or err}"))
+                unreadable[i] = f"cannot read file: {err.strerror or err}"
         with self._lock:
             self._db.commit()
         have = self.get_many(fp, [s for s in shas if s])
@@ -143,17 +143,15 @@ class FeatureCache:
         for p, s in zip(paths, shas):
             if s and s not in have:
                 first_path.setdefault(s, str(p))
-        todo = list(first_path.values())
-        sha_of = {str(p): s for p, s in zip(paths, shas)}
-        for done_paths, vecs, bad in _extract(todo, encoder, workers, progress, chunk):
-            new = {sha_of[str(p)]: v for p, v in zip(done_paths, vecs)}
+        sha_of = {p: s for s, p in first_path.items()}
+        bad_reason: dict[str, str] = {}  # content hash -> why it could not be encoded (copies share it)
+        for done_paths, vecs, bad in _extract(list(first_path.values()), encoder, workers, progress, chunk):
+            new = {sha_of[p]: v for p, v in zip(done_paths, vecs)}
             self.put_many(fp, new)
             have.update(new)
-            skipped.extend(bad)
-        bad_shas = {sha_of[p] for p, _ in skipped if sha_of.get(p)}
-        for p, s in zip(paths, shas):  # copies of a bad file are bad too
-            if s in bad_shas and all(str(p) != q for q, _ in skipped):
-                skipped.append((str(p), next(r for q, r in skipped if sha_of.get(q) == s)))
+            bad_reason.update((sha_of[p], reason) for p, reason in bad)
+        skipped = [(str(p), unreadable[i] if i in unreadable else bad_reason[s])
+                   for i, (p, s) in enumerate(zip(paths, shas)) if i in unreadable or s in bad_reason]
         rows = [i for i, s in enumerate(shas) if s in have]
         if skipped:
             warnings.warn(f"skipped {len(skipped)} of {len(paths)} audio files; first: "
