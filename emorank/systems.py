@@ -180,9 +180,12 @@ def prepare_data(manifest: Manifest, system: System, config, cache: FeatureCache
     manifest = manifest.subset(feats.rows)
     emit({"event": "audio_features", "rows": len(manifest), "skipped": len(feats.skipped)})
 
+    from emorank.losses import LOSSES
+
     para = None
-    builder = make_caption_builder(getattr(config, "captions", None) or system.captions, seed=config.caption_seed)
-    if getattr(builder, "needs_features", False) or system.loss == "smooth":
+    builder = make_caption_builder(config.captions or system.captions, seed=config.caption_seed)
+    loss = config.loss or system.loss  # the loss that will train (a --loss override included)
+    if getattr(builder, "needs_features", False) or "para" in LOSSES[loss].uses:
         para = paralinguistic_features(manifest, cache, config.workers, progress)
     train_rows = np.flatnonzero(np.asarray(manifest.split, dtype=object) == "train")
     builder.fit(manifest.subset(train_rows), None if para is None else para[train_rows])

@@ -136,6 +136,7 @@ class _Tensors:
         self.para = None if data.para is None else to(data.para[rows])  # [N, P]
         self.teacher_audio = None if data.teacher_audio is None else to(data.teacher_audio[rows])
         self.teacher_text = None if data.teacher_text is None else to(data.teacher_text[rows])
+        self.teacher_scale = data.teacher_scale
         self.n = len(rows)
 
     def batch_loss(self, model, loss_fn, idx: torch.Tensor, dist: Dist = Dist()) -> torch.Tensor:
@@ -150,8 +151,6 @@ class _Tensors:
         return loss_fn(out["audio"], out["text"], labels=self.labels[idx], logit_scale=out["logit_scale"],
                        classes=self.classes[idx], para=None if self.para is None else self.para[idx],
                        teacher_logits=teacher)
-
-    teacher_scale: float = 1.0
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator | None, device: torch.device) -> list[torch.Tensor]:
@@ -233,7 +232,6 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
     optimizer = make_optimizer(model, config)
     train_t = _Tensors(model, data, "train", device)
     dev_t = _Tensors(model, data, "dev", device)
-    train_t.teacher_scale = dev_t.teacher_scale = data.teacher_scale
     generator = torch.Generator().manual_seed(config.seed)
 
     history: list[dict] = []
