@@ -398,7 +398,7 @@ class Workspace:
                 kept, emb = audio_embeddings(model, source.manifest, private, progress, workers=self.workers)
             if len(kept) == 0:
                 raise WorkspaceError(f"no clip of {collection!r} could be read; see the server log for reasons")
-            index = Collection(model, kept, emb, cache=self.cache)
+            index = Collection(model, kept, emb, cache=self.cache, grid=self.grid(checkpoint))
             with self._lock:
                 self._indexes[key] = index
                 while len(self._indexes) > self.max_indexes:

@@ -72,9 +72,11 @@ class Collection:
     """Embedded clips of one manifest, searchable by text, by V-A point and along an axis."""
 
     def __init__(self, model: EmotionRankCLAP, manifest: Manifest, audio_emb: np.ndarray,
-                 cache: FeatureCache | None = None, seed: int = 0) -> None:
+                 cache: FeatureCache | None = None, seed: int = 0,
+                 grid: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """`grid`: the model's `grid_embeddings`, when the caller already has them (computed lazily otherwise)."""
         self.model, self.manifest, self.audio_emb, self.cache, self.seed = model, manifest, audio_emb, cache, seed
-        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+        self._grid = grid
 
     @classmethod
     def from_manifest(cls, model: EmotionRankCLAP, manifest: Manifest, cache: FeatureCache | None = None,
