@@ -82,11 +82,15 @@ def cmd_corpus(args) -> int:
 def cmd_features(args) -> int:
     from emorank.encoders import build_audio_encoder
     from emorank.systems import get_system, prepare_data
+    from emorank.train import TrainConfig
 
     manifest = _manifest(args)
     with _cache(args) as cache:
         if args.system:
-            config = train_config_from_args(args)
+            audio_kw, text_kw = _encoder_kwargs(args)
+            config = TrainConfig(system=args.system, audio_encoder=args.audio_encoder,
+                                 text_encoder=args.text_encoder, audio_encoder_kwargs=audio_kw,
+                                 text_encoder_kwargs=text_kw, workers=args.workers)
             data = prepare_data(manifest, get_system(args.system), config, cache=cache,
                                 splits=sorted(set(manifest.split)))
             print(f"cached audio features of {len(data.manifest)} clips and text features of "
@@ -281,8 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_encoder_args(p)
     p.add_argument("--system", choices=list(SYSTEMS), help="also cache the text features of this system's captions")
-    p.set_defaults(func=cmd_features, loss=None, epochs=15, batch_size=64, lr=1e-4, weight_decay=0.0, temperature=1.0,
-                   seed=0, caption_seed=0, device="auto", audio_norm="auto", captions=None)
+    p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("train", help="train a system (fills the feature cache when needed)")
     _add_data_args(p)
