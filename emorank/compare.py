@@ -31,7 +31,7 @@ from emorank.features import FeatureCache
 from emorank.metrics import mean_std, paired_test
 from emorank.model import CheckpointError, EmotionRankCLAP
 from emorank.systems import SYSTEMS, get_system
-from emorank.train import TrainConfig, train
+from emorank.train import ResumeMismatchError, TrainConfig, train
 
 # metric key -> (path in a report, lower is better, heading)
 METRICS = {
@@ -78,9 +78,7 @@ def run_one(manifest: Manifest, system: str, seed: int, base: TrainConfig, eval_
                                                                                        "seed": seed}))
         try:
             result = train(manifest, config, run_dir, resume=True, **kwargs)
-        except ValueError as err:
-            if "another configuration" not in str(err):
-                raise
+        except ResumeMismatchError:
             state.unlink()  # a leftover from a comparison with other settings: start this run afresh
             result = train(manifest, config, run_dir, resume=True, **kwargs)
         if result.stopped:

@@ -71,6 +71,10 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+class ResumeMismatchError(ValueError):
+    """`resume=True` found a training state written with another configuration."""
+
+
 @dataclass
 class TrainResult:
     checkpoint: Path
@@ -241,7 +245,7 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
     if resume and state_file.is_file():
         state = torch.load(state_file, map_location=device, weights_only=False)
         if state["config"] != asdict(config):
-            raise ValueError(f"cannot resume from {state_file}: it was written with another configuration")
+            raise ResumeMismatchError(f"cannot resume from {state_file}: it was written with another configuration")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])

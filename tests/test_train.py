@@ -6,7 +6,7 @@ import torch
 from scipy.stats import kendalltau
 
 from emorank.model import EmotionRankCLAP
-from emorank.train import TrainConfig, batches, train
+from emorank.train import ResumeMismatchError, TrainConfig, batches, train
 
 from conftest import make_prepared
 
@@ -95,7 +95,7 @@ def test_stopped_run_resumes_to_the_same_result(prepared, tmp_path):
     assert first.stopped
     resumed = train(prepared.manifest, cfg, tmp_path / "part", data=prepared, resume=True, progress=False)
     assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in full.history]
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(ResumeMismatchError, match="another configuration"):
         train(prepared.manifest, TrainConfig(epochs=5, batch_size=32, device="cpu"), tmp_path / "part",
               data=prepared, resume=True, progress=False)
 
