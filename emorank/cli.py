@@ -20,12 +20,35 @@ commands:
 """
 
 
+_NEEDS_SPLITS = ("train", "compare", "evaluate")
+
+
 def _manifest(args, check_files: bool = True):
     from emorank.datasets import load_corpus, read_csv_manifest
 
     if getattr(args, "corpus", None):
-        return load_corpus(args.corpus, args.manifest, check_files=check_files)
-    return read_csv_manifest(args.manifest, check_files=check_files)
+        manifest = load_corpus(args.corpus, args.manifest, check_files=check_files)
+    else:
+        manifest = read_csv_manifest(args.manifest, check_files=check_files)
+    return _with_splits(manifest, getattr(args, "command", None))
+
+
+def _with_splits(manifest, command):
+    """Commands that train or evaluate on a manifest without any split get a speaker-disjoint 80/10/10 split
+    (seed 0, so train and evaluate see the same one); a note on stderr says so."""
+    from emorank.datasets import speaker_disjoint_split
+
+    if command not in _NEEDS_SPLITS or any(manifest.split):
+        return manifest
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        manifest = speaker_disjoint_split(manifest, (0.8, 0.1, 0.1), seed=0)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(manifest.split_counts().items()))
+    note = " (no speaker ids: split by utterance)" if caught else ""
+    print(f"note: the manifest has no split; assigned a speaker-disjoint 80/10/10 split, seed 0: {counts}{note}",
+          file=sys.stderr)
+    return manifest
 
 
 def _cache(args):

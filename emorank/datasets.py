@@ -573,13 +573,25 @@ _RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", 
                      "07": "disgust", "08": "surprise"}
 
 
+RAVDESS_SPLIT: Mapping[str, tuple[int, ...]] = MappingProxyType({
+    "train": tuple(range(1, 17)), "dev": (17, 18, 19), "test": (20, 21, 22, 23, 24)})
+"""The fixed RAVDESS speaker split (actor numbers): 01-16 train, 17-19 dev, 20-24 test. Our interpretation
+(RAVDESS ships no split): fixed so that results compare across runs; each part mixes male (odd) and female
+(even) actors."""
+
+
 def load_ravdess(root: str | os.PathLike, *, include_song: bool = False,
-                 intensity_factors: Mapping[str, float] | None = None, check_files: bool = True) -> Manifest:
+                 intensity_factors: Mapping[str, float] | None = None,
+                 split: Mapping[str, Iterable[int]] | None = RAVDESS_SPLIT, check_files: bool = True) -> Manifest:
     """RAVDESS audio files ``MM-VC-EE-II-SS-RR-AA.wav`` anywhere under ``root`` (e.g. ``Actor_01/``).
 
     Emotion from EE, intensity from II (01 normal, 02 strong), actor AA (odd = male). V-A-D are a proxy:
     :func:`category_va` with ``intensity_factors`` (default :data:`INTENSITY_FACTORS`). Only audio-only files
     (modality 03) are read; song (vocal channel 02) only with ``include_song``. CC BY-NC-SA 4.0.
+
+    ``split`` maps split names to actor numbers; the default :data:`RAVDESS_SPLIT` (actors 01-16 train, 17-19
+    dev, 20-24 test) is our interpretation, fixed so that every run sees the same speakers. Actors not listed get
+    no split; ``split=None`` leaves every row unassigned (e.g. for :func:`speaker_disjoint_split`).
     """
     def parse(m: re.Match) -> dict | None:
         modality, channel, emo, level, _, _, actor = m.groups()
@@ -590,8 +602,11 @@ def load_ravdess(root: str | os.PathLike, *, include_song: bool = False,
         return {"emotion": emotion, "speaker": f"ravdess-{actor}", "gender": "male" if int(actor) % 2 else "female",
                 "vad": category_va(emotion, factor)}
 
-    return _from_file_names(root, r"(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav", parse, "RAVDESS",
-                            check_files)
+    m = _from_file_names(root, r"(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav", parse, "RAVDESS",
+                         check_files)
+    if split is None:
+        return m
+    return split_by_speakers(m, {name: [f"ravdess-{int(a):02d}" for a in actors] for name, actors in split.items()})
 
 
 _CREMA_EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
@@ -756,4 +771,28 @@ def speaker_disjoint_split(manifest: Manifest, fractions: Sequence[float] = (0.8
         split[row] = name
     out = manifest.subset(slice(None))
     out.split = split
+    return out
+
+
+def split_by_speakers(manifest: Manifest, assignment: Mapping[str, Iterable[str]], *,
+                      overwrite: bool = True) -> Manifest:
+    """Assign splits from a fixed speaker list: ``{"train": [...], "dev": [...], "test": [...]}``.
+
+    Rows of a listed speaker take that speaker's split (with ``overwrite=False`` only rows without a split do);
+    rows of unlisted speakers keep their split (``""`` when none). Split names accept the usual aliases. A speaker
+    listed under two splits, or an unknown split name, raises :class:`ManifestError`. Returns a new manifest.
+    """
+    owner: dict[str, str] = {}
+    for name, speakers in assignment.items():
+        key = normalise_split(name)
+        if key not in SPLITS:
+            raise ManifestError(f"unknown split {name!r} in the speaker assignment; valid: {', '.join(SPLITS)}")
+        for spk in speakers:
+            spk = str(spk).strip()
+            if owner.get(spk, key) != key:
+                raise ManifestError(f"speaker {spk!r} is assigned to both {owner[spk]!r} and {key!r}")
+            owner[spk] = key
+    out = manifest.subset(slice(None))
+    out.split = [owner.get(spk, old) if (overwrite or not old) else old
+                 for spk, old in zip(manifest.speaker, manifest.split)]
     return out

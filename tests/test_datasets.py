@@ -12,7 +12,7 @@ import soundfile as sf
 
 from emorank.datasets import (CATEGORIES, CATEGORY_VA, CORPORA, INTENSITY_FACTORS, Manifest, ManifestError,
                               category_va, load_corpus, load_crema_d, load_emodb, load_iemocap, load_msp_podcast,
-                              load_ravdess, read_csv_manifest, speaker_disjoint_split)
+                              load_ravdess, read_csv_manifest, speaker_disjoint_split, split_by_speakers)
 
 
 def make_wav(path, seed=0, seconds=0.1, sr=16000):
@@ -364,6 +364,30 @@ def test_ravdess(tmp_path):
     assert len(load_ravdess(tmp_path, include_song=True)) == 5
     custom = load_ravdess(tmp_path, intensity_factors={"normal": 1.0})
     np.testing.assert_allclose(custom.va()[0], CATEGORY_VA["angry"][:2])
+
+
+def test_ravdess_fixed_speaker_split(tmp_path):
+    for actor in (1, 16, 17, 19, 20, 24):
+        make_wav(tmp_path / f"Actor_{actor:02d}/03-01-05-02-01-01-{actor:02d}.wav", seed=actor)
+    m = load_ravdess(tmp_path)
+    assert dict(zip(m.speaker, m.split)) == {"ravdess-01": "train", "ravdess-16": "train", "ravdess-17": "dev",
+                                             "ravdess-19": "dev", "ravdess-20": "test", "ravdess-24": "test"}
+    assert load_ravdess(tmp_path, split=None).split == [""] * 6
+    own = load_ravdess(tmp_path, split={"train": [1, 16, 17], "test": [24]})
+    assert own.split == ["train", "train", "train", "", "", "test"]
+
+
+def test_split_by_speakers(tmp_path):
+    m = speakers_manifest(tmp_path, n_speakers=4, per=2, split=["", "", "dev", "dev", "", "", "", ""])
+    out = split_by_speakers(m, {"Train": ["s0", "s1"], "validation": ["s2"]})
+    assert out.split == ["train", "train", "train", "train", "dev", "dev", "", ""]
+    assert m.split[:4] == ["", "", "dev", "dev"]  # a new manifest; the input is unchanged
+    kept = split_by_speakers(m, {"train": ["s0", "s1"]}, overwrite=False)
+    assert kept.split[:4] == ["train", "train", "dev", "dev"]
+    with pytest.raises(ManifestError, match="speaker 's1' is assigned to both 'train' and 'test'"):
+        split_by_speakers(m, {"train": ["s1"], "test": ["s1"]})
+    with pytest.raises(ManifestError, match="unknown split 'holdout'"):
+        split_by_speakers(m, {"holdout": ["s1"]})
 
 
 def test_crema_d(tmp_path):
