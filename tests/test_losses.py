@@ -55,8 +55,8 @@ def label_dist(yi: list[float], yk: list[float], kind: str = "l2") -> float:
     return math.sqrt(sum((p - q) * (p - q) for p, q in zip(yi, yk)))
 
 
-def naive_rnc_pairs(a, t, y, scale, kind: str = "l2"):
-    """Eq. 3-4 with '>=': explicit loops over the anchor i and the positive j, the set S_ij built element-wise."""
+def naive_rnc_pairs(a, t, y, scale, kind: str = "l2", tol: float = 1e-9):
+    """Eq. 3-4 with '>=' (within tol): explicit loops over the anchor i and the positive j, S_ij built element-wise."""
     n = a.shape[0]
     sim = scale * cosine_matrix(a, t)  # [N, N]
     yl = y.tolist()
@@ -64,12 +64,12 @@ def naive_rnc_pairs(a, t, y, scale, kind: str = "l2"):
     for i in range(n):
         for j in range(n):
             d_ij = label_dist(yl[i], yl[j], kind)
-            s_ij = [k for k in range(n) if label_dist(yl[i], yl[k], kind) >= d_ij]
+            s_ij = [k for k in range(n) if label_dist(yl[i], yl[k], kind) >= d_ij - tol]
             total = total - (sim[i, j] - torch.logsumexp(sim[i, s_ij], dim=0))
     return total / n**2
 
 
-def naive_rnc_masks(a, t, y, scale, kind: str = "l2"):
+def naive_rnc_masks(a, t, y, scale, kind: str = "l2", tol: float = 1e-9):
     """Released Rank-N-Contrast style: loop over the positive j, an N x N mask of S_ij per step (O(N^3))."""
     n = a.shape[0]
     sim = scale * cosine_matrix(a, t)  # [N, N]
@@ -78,7 +78,7 @@ def naive_rnc_masks(a, t, y, scale, kind: str = "l2"):
     exp_sim = sim.exp()
     total = 0.0
     for j in range(n):
-        in_s = (dist >= dist[:, j : j + 1]).to(sim.dtype)  # [N, N]: 1 where k is in S_ij, for every anchor i
+        in_s = (dist >= dist[:, j : j + 1] - tol).to(sim.dtype)  # [N, N]: 1 where k is in S_ij, for every anchor i
         total = total - (sim[:, j] - (exp_sim * in_s).sum(dim=1).log()).sum()
     return total / n**2
 
@@ -167,12 +167,13 @@ def single_thread():
 
 @pytest.mark.parametrize("n", [2, 3, 17])
 @pytest.mark.parametrize("ties", ["heavy", "continuous", "near"])
-def test_rnc_matches_pairwise_oracle_values_and_gradients(n, ties):
+@pytest.mark.parametrize("tol", [1e-9, 0.0])
+def test_rnc_matches_pairwise_oracle_values_and_gradients(n, ties, tol):
     a, t, y = make_batch(n, seed=n, ties=ties)
     scale = torch.tensor(2.7, dtype=F64)
-    loss = RankNContrastLoss()
+    loss = RankNContrastLoss(tie_tol=tol)
     fast = grads(lambda a, t, s: loss(a, t, labels=y, logit_scale=s), a, t, scale)
-    slow = grads(lambda a, t, s: naive_rnc_pairs(a, t, y, s), a, t, scale)
+    slow = grads(lambda a, t, s: naive_rnc_pairs(a, t, y, s, tol=tol), a, t, scale)
     assert_same(fast, slow)
 
 
@@ -207,6 +208,48 @@ def test_tie_group_last_index_matches_loop():
     rows = torch.tensor([[5.0, 5.0, 3.0, 2.0, 2.0, 2.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]])
     want = [[max(q for q in range(7) if r[q] == r[p]) for p in range(7)] for r in rows.tolist()]
     assert tie_group_last_index(rows).tolist() == want
+    near = torch.tensor([[3.0, 2.0 + 1e-12, 2.0, 2.0 - 1e-12, 1.0]], dtype=F64)
+    assert tie_group_last_index(near).tolist() == [[0, 1, 2, 3, 4]]
+    assert tie_group_last_index(near, 1e-9).tolist() == [[0, 3, 3, 3, 4]]
+
+
+def _exact_rnc(a, t, y_fractions, scale):
+    """Eq. 3-4 with S_ij decided on exact rational squared distances (fractions.Fraction): the tie oracle."""
+    from fractions import Fraction
+
+    n = a.shape[0]
+    sim = scale * cosine_matrix(a, t)
+    d2 = [[sum((Fraction(p) - Fraction(q)) ** 2 for p, q in zip(yi, yk)) for yk in y_fractions] for yi in y_fractions]
+    total = 0.0
+    for i in range(n):
+        for j in range(n):
+            s_ij = [k for k in range(n) if d2[i][k] >= d2[i][j]]
+            total = total - (sim[i, j] - torch.logsumexp(sim[i, s_ij], dim=0))
+    return total / n**2
+
+
+@pytest.mark.parametrize("raters", [5, 6])
+def test_rnc_ties_of_consensus_ratings_match_exact_fraction_oracle(raters):
+    """Means of k integer ratings (k/5, k/6 steps): ties that float64 breaks in the last bit stay ties."""
+    from fractions import Fraction
+
+    g = torch.Generator().manual_seed(raters)
+    n = 40
+    steps = torch.randint(0, 6 * raters + 1, (n, 2), generator=g).tolist()
+    y_frac = [[1 + Fraction(k, raters) for k in row] for row in steps]
+    y = torch.tensor([[float(v) for v in row] for row in y_frac], dtype=F64)
+    a, t = torch.randn(n, 8, generator=g, dtype=F64), torch.randn(n, 8, generator=g, dtype=F64)
+    scale = torch.tensor(3.0, dtype=F64)
+    want = _exact_rnc(a, t, y_frac, scale)
+    torch.testing.assert_close(RankNContrastLoss()(a, t, labels=y, logit_scale=scale), want, rtol=1e-12, atol=1e-12)
+    # the float64 rounding is real: exact comparison of the computed distances gets some sets wrong
+    exact_compare = RankNContrastLoss(tie_tol=0.0)(a, t, labels=y, logit_scale=scale)
+    assert abs(float(exact_compare - want)) > 1e-6
+
+
+def test_rnc_rejects_a_negative_tie_tolerance():
+    with pytest.raises(ValueError, match="tie_tol"):
+        RankNContrastLoss(tie_tol=-1.0)
 
 
 # --------------------------------------------------------------------------- other oracles

@@ -1,7 +1,7 @@
 """Shared maths of the contrastive losses: input checks, similarities, label distances, soft targets.
 
 Every function here is pure (no module state) and works on any device and floating dtype. Label distances are
-computed in float64 because ties between them are decided by exact equality (see ``rank_n_contrast_terms``).
+computed in float64 because ties between them are decided within a tiny tolerance (see ``rank_n_contrast_terms``).
 """
 from __future__ import annotations
 
@@ -206,22 +206,20 @@ def soft_targets(similarity: Tensor, hard_weight: float, tau: float = 1.0) -> Te
 # --------------------------------------------------------------------------- Rank-N-Contrast
 
 
-def tie_group_last_index(sorted_rows: Tensor) -> Tensor:
-    """For each position of each (sorted) row, the index of the last element equal to it: [N, M] -> [N, M] int64.
+def tie_group_last_index(sorted_rows: Tensor, tol: float = 0.0) -> Tensor:
+    """For each position p of each row sorted in DEcreasing order, the last index q with row[q] >= row[p] - tol:
+    [N, M] -> [N, M] int64.
 
-    Ties are exact equality; equal values must be contiguous, which sorting guarantees.
+    With ``tol = 0`` that is the end of p's group of exactly equal values; with ``tol > 0`` values within ``tol``
+    below row[p] count as ties of it too (so ties survive float rounding, see ``rank_n_contrast_terms``).
+    One batched binary search per element: O(N M log M).
     """
-    n_rows, m = sorted_rows.shape
-    position = torch.arange(m, device=sorted_rows.device).expand(n_rows, m)  # [N, M]
-    is_last = torch.ones_like(sorted_rows, dtype=torch.bool)
-    is_last[:, :-1] = sorted_rows[:, :-1] != sorted_rows[:, 1:]
-    candidate = torch.where(is_last, position, torch.full_like(position, m))  # [N, M]
-    # the first group end at or after each position = a suffix minimum (flip, running min, flip back)
-    return candidate.flip(1).cummin(dim=1).values.flip(1)
+    ascending = -sorted_rows.contiguous()  # [N, M], increasing
+    return torch.searchsorted(ascending, ascending + tol, right=True) - 1
 
 
-def rank_n_contrast_terms(logits: Tensor, distance: Tensor) -> Tensor:
-    """-log P(candidate j | anchor i, S_ij) for every pair, with S_ij = {k : d(i, k) >= d(i, j)}.
+def rank_n_contrast_terms(logits: Tensor, distance: Tensor, tie_tol: float = 0.0) -> Tensor:
+    """-log P(candidate j | anchor i, S_ij) for every pair, with S_ij = {k : d(i, k) >= d(i, j) - tie_tol}.
 
     logits [N, M] (anchor rows x candidates), distance [N, M] (label distances, no gradient) -> [N, M] terms,
     each row in the anchor's own order of decreasing label distance (the mean over a row does not depend on it).
@@ -231,12 +229,16 @@ def rank_n_contrast_terms(logits: Tensor, distance: Tensor) -> Tensor:
     least as far as the p-th, except that candidates tied with it but placed after it are missing, so each
     candidate reads the value at the LAST position of its tie group. The sort is a constant permutation (labels
     carry no gradient), so the gradients are the exact gradients of eq. 3-4.
+
+    ``tie_tol`` (absolute, in label units): distances that differ by at most this much are ties. Real labels are
+    means of integer ratings (k/5, k/6): distances equal in exact arithmetic differ in the last bits of float64,
+    and an exact comparison would then drop true ties from S_ij.
     """
     order = torch.argsort(distance, dim=1, descending=True, stable=True)  # [N, M]
     sorted_logits = logits.gather(1, order)  # [N, M]
     sorted_distance = distance.gather(1, order)  # [N, M]
     running = torch.logcumsumexp(sorted_logits, dim=1)  # [N, M]: log sum_{q <= p} exp(sorted_logits[q])
-    log_denominator = running.gather(1, tie_group_last_index(sorted_distance))  # [N, M]
+    log_denominator = running.gather(1, tie_group_last_index(sorted_distance, tie_tol))  # [N, M]
     return log_denominator - sorted_logits
 
 

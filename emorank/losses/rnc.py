@@ -1,6 +1,7 @@
 """Cross-modal Rank-N-Contrast, the EmotionRankCLAP objective (paper section 3.2, eq. 3-4)."""
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from torch import Tensor, nn
@@ -37,8 +38,9 @@ class RankNContrastLoss(nn.Module):
     probability (it can exceed 1 and the loss can go negative without bound), and for the farthest caption S_ij
     is empty (log of 0). With ">=" (j included, tied captions included, the paired caption included) every term
     is a true log-probability, which is what the paper's description of normalised likelihoods requires and
-    what the released Rank-N-Contrast code computes. Ties are exact equality of the computed distances
-    (identical label vectors always tie).
+    what the released Rank-N-Contrast code computes. Two distances within ``tie_tol`` of each other are ties
+    (our interpretation: consensus ratings are means of integer votes, k/5 or k/6, and distances that are equal
+    in exact arithmetic differ in the last bits of float64; identical label vectors always tie).
 
     Cost: O(N^2 log N) time and O(N^2) memory, exact values and gradients (sort each row by label distance, a
     running log-sum-exp, each caption reads the end of its tie group: see ``rank_n_contrast_terms``); the
@@ -48,6 +50,8 @@ class RankNContrastLoss(nn.Module):
         distance: label distance, "l2" (paper) or "l1" (sum of absolute differences, the released RNC's choice).
         symmetric: if True, also use every text as an anchor against the audio clips and average the two
             directions (our extension; the paper uses audio anchors only). Default False.
+        tie_tol: label distances within this much (absolute, label units) are ties; default 1e-9, far below any
+            real rating resolution and far above float64 rounding on a 1..7 scale. 0 = exact equality.
 
     Inputs:
         audio_emb [N, D], text_emb [N, D] (L2-normalised, row i = pair i); labels [N, 2] float (valence, arousal;
@@ -70,15 +74,18 @@ class RankNContrastLoss(nn.Module):
 
     uses: ClassVar[tuple[str, ...]] = ("labels",)
 
-    def __init__(self, distance: str = "l2", symmetric: bool = False) -> None:
+    def __init__(self, distance: str = "l2", symmetric: bool = False, tie_tol: float = 1e-9) -> None:
         super().__init__()
         if distance not in DISTANCES:
             raise ValueError(f"{type(self).__name__}: unknown distance {distance!r}; valid: {sorted(DISTANCES)}")
+        if not (tie_tol >= 0 and math.isfinite(tie_tol)):
+            raise ValueError(f"{type(self).__name__}: tie_tol must be a finite number >= 0, got {tie_tol!r}")
         self.distance = distance
         self.symmetric = bool(symmetric)
+        self.tie_tol = float(tie_tol)
 
     def extra_repr(self) -> str:
-        return f"distance={self.distance!r}, symmetric={self.symmetric}"
+        return f"distance={self.distance!r}, symmetric={self.symmetric}, tie_tol={self.tie_tol:g}"
 
     def forward(
         self,
@@ -96,7 +103,7 @@ class RankNContrastLoss(nn.Module):
         y = check_labels(labels, n, name, audio_emb.device)  # [N, K] float64
         logits = cosine_logits(audio_emb, text_emb, as_logit_scale(logit_scale, audio_emb, name))  # [N, N]
         distance = label_distance(y, y, self.distance)  # [N, N]; d(anchor i, caption k)
-        loss = rank_n_contrast_terms(logits, distance).mean()
+        loss = rank_n_contrast_terms(logits, distance, self.tie_tol).mean()
         if self.symmetric:
-            loss = (loss + rank_n_contrast_terms(logits.T, distance.T).mean()) / 2
+            loss = (loss + rank_n_contrast_terms(logits.T, distance.T, self.tie_tol).mean()) / 2
         return loss
