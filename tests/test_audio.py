@@ -152,8 +152,8 @@ def test_non_finite_samples(tmp_path, bad):
 
 
 def test_too_long_is_rejected_from_the_header_without_decoding(tmp_path, monkeypatch):
-    # 61 s at 1 kHz: a long file that is tiny on disk.
-    path = write(tmp_path / "long.wav", sine(50.0, 1000, 61.0), 1000)
+    # 61 s at 4 kHz (the lowest accepted rate): a long file that is small on disk.
+    path = write(tmp_path / "long.wav", sine(50.0, 4000, 61.0), 4000)
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded a file that the header already shows is too long")
@@ -166,18 +166,18 @@ def test_too_long_is_rejected_from_the_header_without_decoding(tmp_path, monkeyp
 
 
 def test_max_seconds_none_disables_the_limit(tmp_path):
-    path = write(tmp_path / "long.wav", sine(50.0, 1000, 61.0), 1000)
+    path = write(tmp_path / "long.wav", sine(50.0, 4000, 61.0), 4000)
     assert len(load_audio(path, max_seconds=None)) == 61 * 16000
 
 
 def test_decoding_stops_at_the_limit_when_the_header_understates(tmp_path, monkeypatch):
-    path = write(tmp_path / "liar.wav", sine(50.0, 1000, 5.0), 1000)
+    path = write(tmp_path / "liar.wav", sine(50.0, 4000, 5.0), 4000)
     real_info = audio.audio_info
     seen = {}
 
     def lying_info(p):
         info = real_info(p)
-        return audio.AudioInfo(info.path, info.sample_rate, info.channels, 1000, info.format, info.subtype)
+        return audio.AudioInfo(info.path, info.sample_rate, info.channels, 4000, info.format, info.subtype)
 
     real_read = audio._read_frames
 
@@ -190,7 +190,7 @@ def test_decoding_stops_at_the_limit_when_the_header_understates(tmp_path, monke
     monkeypatch.setattr(audio, "_read_frames", spy)
     with pytest.raises(AudioLengthError, match="too long"):
         load_audio(path, max_seconds=2.0)
-    assert seen["frames"] == 2001  # one frame past the limit, not the whole 5000
+    assert seen["frames"] == 8001  # one frame past the limit, not the whole 20000
 
 
 def test_too_short(tmp_path):
@@ -296,7 +296,7 @@ def test_write_rejects_bad_input(tmp_path):
 def test_scan_audio_separates_good_and_bad(tmp_path):
     good = write(tmp_path / "good.wav", sine(440.0, 16000, 0.2), 16000)
     silent = write(tmp_path / "silent.wav", np.zeros(4000, np.float32), 16000)
-    long = write(tmp_path / "long.wav", sine(50.0, 1000, 61.0), 1000)
+    long = write(tmp_path / "long.wav", sine(50.0, 4000, 61.0), 4000)
     junk = tmp_path / "junk.wav"
     junk.write_text("not audio " * 50)
     paths = [good, silent, tmp_path / "missing.wav", junk, long]
