@@ -9,7 +9,9 @@ dominance), and optional emotion category, speaker, gender, split and caption. L
 * ``iemocap``: ``Session*/dialog/EmoEvaluation/*.txt``, V-A-D rescaled linearly from 1..5 to 1..7;
 * ``ravdess``, ``crema-d``, ``emodb``: categorical corpora labelled from their file names. Their valence-arousal
   labels are a **proxy**: the NRC VAD Lexicon norm of the category word (Mohammad, ACL 2018) mapped to 1..7 with
-  ``1 + 6x``, moved towards neutral by an intensity factor (see :data:`INTENSITY_FACTORS`).
+  ``1 + 6x``, moved towards neutral (:data:`NEUTRAL_VA`, the scale's centre) by an intensity factor (see
+  :data:`INTENSITY_FACTORS`). Where a corpus gives per-emotion votes or scores (CREMA-D's crowd ratings), a clip
+  sits at the vote-weighted mean of the category points instead (:func:`soft_category_va`).
 
 Canonical values: split in ``train``/``dev``/``test`` or ``""`` (common aliases such as ``Development``,
 ``validation`` or ``Test1`` are normalised); gender ``female``/``male``/``""``; emotion names from
@@ -70,14 +72,23 @@ _DERIVED_VAD = {
     # excited: happiness with arousal raised halfway to the top of the scale.
     "excited": (0.960, round((0.732 + 1.0) / 2, 4), 0.850),
 }
+NEUTRAL_VA: tuple[float, float, float] = (4.0, 4.0, 4.0)
+"""Where a neutral utterance sits on 1..7: the centre of the scale, for valence, arousal and dominance.
+
+Our interpretation. The NRC word "neutral" has arousal .184 (2.10 on 1..7), below "sadness" (.288) and near
+"calm" (.100): it rates the *word*, and a neutral utterance is ordinary speech, not a calm one. In the circumplex
+neutral is the origin that every category moves away from, so it sits at the scale's midpoint; calm, boredom and
+sadness then lie below it in arousal, as they should. Every proxy takes a ``neutral=`` override."""
+
 CATEGORY_VA: Mapping[str, tuple[float, float, float]] = MappingProxyType({
-    name: tuple(round(1.0 + 6.0 * x, 4) for x in vad) for name, vad in {**_NRC_VAD, **_DERIVED_VAD}.items()
+    **{name: tuple(round(1.0 + 6.0 * x, 4) for x in vad) for name, vad in {**_NRC_VAD, **_DERIVED_VAD}.items()},
+    "neutral": NEUTRAL_VA,
 })
 """Read-only: category name -> (valence, arousal, dominance) on 1..7. A proxy for categorical corpora.
 
-NRC VAD norms ``1 + 6x`` for neutral, calm, happy, sad, angry, fear, disgust, surprise, boredom; contempt,
-frustration and excited are derived from neighbouring norms (our interpretation, see ``_DERIVED_VAD``).
-``other`` has no coordinates and is absent."""
+NRC VAD norms ``1 + 6x`` for calm, happy, sad, angry, fear, disgust, surprise, boredom; contempt, frustration and
+excited are derived from neighbouring norms (our interpretation, see ``_DERIVED_VAD``); neutral is
+:data:`NEUTRAL_VA` (the scale's centre, our interpretation). ``other`` has no coordinates and is absent."""
 
 INTENSITY_FACTORS: Mapping[str, float] = MappingProxyType({"low": 0.5, "normal": 0.75, "strong": 1.0})
 """How far an acted category sits from neutral (1.0 = the full norm). Our interpretation: a normal-intensity
@@ -526,16 +537,56 @@ def load_iemocap(root: str | os.PathLike, *, check_files: bool = True) -> Manife
 # Categorical corpora (labels from file names; V-A is a category-norm proxy)
 
 
-def category_va(emotion: str, intensity: float = 1.0) -> tuple[float, float, float]:
-    """(valence, arousal, dominance) proxy on 1..7: neutral + intensity * (norm(emotion) - neutral).
+def _neutral_point(neutral: Sequence[float] | None) -> np.ndarray:
+    point = np.asarray(NEUTRAL_VA if neutral is None else neutral, dtype=np.float64).reshape(-1)  # [3]
+    if point.shape != (3,) or not np.all((point >= LABEL_MIN) & (point <= LABEL_MAX)):
+        raise ManifestError(f"neutral point must be (valence, arousal, dominance) within 1..7, got {neutral!r}")
+    return point
 
-    ``intensity`` 1.0 gives the NRC VAD norm itself, 0.0 gives neutral; see :data:`INTENSITY_FACTORS`.
-    """
+
+def _norm(emotion: str, neutral: np.ndarray) -> np.ndarray:
     key = normalise_emotion(emotion)
     if key not in CATEGORY_VA:
         raise ManifestError(f"no valence-arousal norm for emotion {emotion!r}; known: {', '.join(CATEGORY_VA)}")
-    neutral, target = np.array(CATEGORY_VA["neutral"]), np.array(CATEGORY_VA[key])
-    v, a, d = neutral + float(intensity) * (target - neutral)
+    return neutral if key == "neutral" else np.array(CATEGORY_VA[key])
+
+
+def category_va(emotion: str, intensity: float = 1.0, *,
+                neutral: Sequence[float] | None = None) -> tuple[float, float, float]:
+    """(valence, arousal, dominance) proxy on 1..7: neutral + intensity * (norm(emotion) - neutral).
+
+    ``intensity`` 1.0 gives the category norm itself, 0.0 gives neutral; see :data:`INTENSITY_FACTORS`.
+    ``neutral`` defaults to :data:`NEUTRAL_VA`.
+    """
+    n = _neutral_point(neutral)
+    v, a, d = n + float(intensity) * (_norm(emotion, n) - n)
+    return float(v), float(a), float(d)
+
+
+def soft_category_va(scores: Mapping[str, float], intensity: float | Mapping[str, float] = 1.0, *,
+                     neutral: Sequence[float] | None = None) -> tuple[float, float, float]:
+    """Vote-weighted proxy: neutral + sum_k w_k * f_k * (norm(k) - neutral), with w_k = s_k / sum(s).
+
+    ``scores`` maps emotion names to vote counts or probabilities (non-negative). The point is the weighted mean
+    of the category points :func:`category_va` (k, f_k): unanimous votes give that category's point, votes split
+    between two categories land on the segment between them, neutral votes pull towards neutral. ``intensity``
+    is one factor for every category or one per category (missing ones count 1.0). Emotions without a norm
+    (e.g. ``other``) are left out and the rest re-weighted; our interpretation.
+    """
+    n = _neutral_point(neutral)
+    point, total = np.zeros(3), 0.0  # [3]
+    for emotion, score in scores.items():
+        score = float(score)
+        if not np.isfinite(score) or score < 0:
+            raise ManifestError(f"emotion score for {emotion!r} must be a non-negative number, got {score!r}")
+        if score == 0 or normalise_emotion(emotion) not in CATEGORY_VA:
+            continue
+        f = float(intensity.get(emotion, 1.0) if isinstance(intensity, Mapping) else intensity)
+        point += score * f * (_norm(emotion, n) - n)
+        total += score
+    if total == 0:
+        raise ManifestError(f"no votes for any emotion with a norm in {dict(scores)!r}")
+    v, a, d = n + point / total
     return float(v), float(a), float(d)
 
 
@@ -582,12 +633,14 @@ RAVDESS_SPLIT: Mapping[str, tuple[int, ...]] = MappingProxyType({
 
 def load_ravdess(root: str | os.PathLike, *, include_song: bool = False,
                  intensity_factors: Mapping[str, float] | None = None,
-                 split: Mapping[str, Iterable[int]] | None = RAVDESS_SPLIT, check_files: bool = True) -> Manifest:
+                 split: Mapping[str, Iterable[int]] | None = RAVDESS_SPLIT, neutral: Sequence[float] | None = None,
+                 check_files: bool = True) -> Manifest:
     """RAVDESS audio files ``MM-VC-EE-II-SS-RR-AA.wav`` anywhere under ``root`` (e.g. ``Actor_01/``).
 
     Emotion from EE, intensity from II (01 normal, 02 strong), actor AA (odd = male). V-A-D are a proxy:
     :func:`category_va` with ``intensity_factors`` (default :data:`INTENSITY_FACTORS`). Only audio-only files
-    (modality 03) are read; song (vocal channel 02) only with ``include_song``. CC BY-NC-SA 4.0.
+    (modality 03) are read; song (vocal channel 02) only with ``include_song``. ``neutral`` overrides
+    :data:`NEUTRAL_VA`. CC BY-NC-SA 4.0.
 
     ``split`` maps split names to actor numbers; the default :data:`RAVDESS_SPLIT` (actors 01-16 train, 17-19
     dev, 20-24 test) is our interpretation, fixed so that every run sees the same speakers. Actors not listed get
@@ -600,7 +653,7 @@ def load_ravdess(root: str | os.PathLike, *, include_song: bool = False,
         emotion = _RAVDESS_EMOTIONS[emo]
         factor = _intensity(intensity_factors, "strong" if level == "02" else "normal")
         return {"emotion": emotion, "speaker": f"ravdess-{actor}", "gender": "male" if int(actor) % 2 else "female",
-                "vad": category_va(emotion, factor)}
+                "vad": category_va(emotion, factor, neutral=neutral)}
 
     m = _from_file_names(root, r"(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav", parse, "RAVDESS",
                          check_files)
@@ -614,25 +667,74 @@ _CREMA_LEVELS = {"LO": "low", "MD": "normal", "HI": "strong", "XX": "normal"}
 
 
 def load_crema_d(root: str | os.PathLike, *, intensity_factors: Mapping[str, float] | None = None,
-                 check_files: bool = True) -> Manifest:
+                 votes: bool = True, neutral: Sequence[float] | None = None, check_files: bool = True) -> Manifest:
     """CREMA-D files ``AAAA_SSS_EEE_LL.wav`` anywhere under ``root`` (e.g. ``AudioWAV/``).
 
-    Emotion from EEE; level LO/MD/HI map to the ``low``/``normal``/``strong`` intensity factors and XX
-    (unspecified) to ``normal`` (our interpretation). V-A-D are a proxy (:func:`category_va`). Gender comes from
-    ``VideoDemographics.csv`` (ActorID, Sex) when it is found under ``root``, else ``""``. The crowd ratings in
-    ``processedResults/tabulatedVotes.csv`` are not used. ODbL.
+    ``emotion`` is the acted category (EEE). V-A-D are a proxy, from the crowd when it can be:
+
+    * with ``votes`` (default) and ``processedResults/tabulatedVotes.csv`` found under ``root``: the audio-only
+      ratings of each clip (rows whose first column // 100000 == 1) place it at the vote-weighted mean of the
+      category points (:func:`soft_category_va`), each category moved from neutral by the mean intensity its
+      voters gave (0..100, mapped linearly onto the ``low``..``strong`` factors, so a rating of 0 sits at
+      ``low`` and 100 at ``strong``; the median rating, about 58, lands near ``normal``: our interpretation);
+    * otherwise (no file, ``votes=False``, or a clip without a row): category x acted level, LO/MD/HI mapping to
+      ``low``/``normal``/``strong`` and XX (unspecified) to ``normal`` (our interpretation).
+
+    Listeners often hear less than was acted (audio-only votes agree with the acted category for about 42% of
+    clips, most others going to neutral), so the vote-based points sit closer to neutral. Gender comes from
+    ``VideoDemographics.csv`` (ActorID, Sex) when found under ``root``, else ``""``. ``neutral`` overrides
+    :data:`NEUTRAL_VA`. ODbL 1.0 + DbCL 1.0.
     """
-    sexes = _crema_demographics(Path(root))
+    root = Path(root)
+    sexes = _crema_demographics(root)
+    crowd = _crema_votes(root) if votes else {}
+    low, strong = _intensity(intensity_factors, "low"), _intensity(intensity_factors, "strong")
 
     def parse(m: re.Match) -> dict | None:
         actor, _, emo, level = (g.upper() for g in m.groups())
         if emo not in _CREMA_EMOTIONS or level not in _CREMA_LEVELS:
             return None
         emotion = _CREMA_EMOTIONS[emo]
-        return {"emotion": emotion, "speaker": f"crema-d-{actor}", "gender": sexes.get(actor, ""),
-                "vad": category_va(emotion, _intensity(intensity_factors, _CREMA_LEVELS[level]))}
+        stem = m.group(0).rsplit(".", 1)[0]
+        if stem in crowd:
+            counts, ratings = crowd[stem]
+            factors = {k: low + (strong - low) * min(max(r, 0.0), 100.0) / 100.0 for k, r in ratings.items()}
+            vad = soft_category_va(counts, factors, neutral=neutral)
+        else:
+            vad = category_va(emotion, _intensity(intensity_factors, _CREMA_LEVELS[level]), neutral=neutral)
+        return {"emotion": emotion, "speaker": f"crema-d-{actor}", "gender": sexes.get(actor, ""), "vad": vad}
 
     return _from_file_names(root, r"(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})\.wav", parse, "CREMA-D", check_files)
+
+
+# tabulatedVotes.csv: vote-count column, and the column with the mean intensity its voters gave (-1 = no voter).
+_CREMA_VOTE_COLUMNS = {"A": ("angry", "meanAngerResp"), "D": ("disgust", "meanDisgustResp"),
+                       "F": ("fear", "meanFearResp"), "H": ("happy", "meanHappyResp"),
+                       "N": ("neutral", "meanNeutralResp"), "S": ("sad", "meanSadResp")}
+
+
+def _crema_votes(root: Path) -> dict[str, tuple[dict[str, float], dict[str, float]]]:
+    """fileName -> ({emotion: votes}, {emotion: mean rated intensity 0..100}) for the audio-only presentation."""
+    found = sorted(root.rglob("tabulatedVotes.csv")) if root.is_dir() else []
+    if not found:
+        return {}
+    required = ("fileName", "meanEmoResp") + tuple(c for pair in _CREMA_VOTE_COLUMNS.items() for c in
+                                                   (pair[0], pair[1][1]))
+    out = {}
+    for line_no, r in _read_dict_csv(found[0], required):
+        first = r.get("", "") or next(iter(r.values()), "")
+        if not first.strip().isdigit() or int(first) // 100000 != 1:
+            continue
+        where = f"{found[0]} line {line_no}"
+        counts = {emo: _parse_float(r[col], where, col) for col, (emo, _) in _CREMA_VOTE_COLUMNS.items()}
+        overall = _parse_float(r["meanEmoResp"], where, "meanEmoResp")
+        ratings = {}
+        for col, (emo, resp) in _CREMA_VOTE_COLUMNS.items():
+            value = _parse_float(r[resp], where, resp)
+            ratings[emo] = value if value >= 0 else overall
+        if sum(counts.values()) > 0:
+            out[r["fileName"].strip()] = (counts, ratings)
+    return out
 
 
 def _crema_demographics(root: Path) -> dict[str, str]:
@@ -650,12 +752,13 @@ _EMODB_GENDER = {"03": "male", "08": "female", "09": "female", "10": "male", "11
 
 
 def load_emodb(root: str | os.PathLike, *, intensity: str = "normal",
-               intensity_factors: Mapping[str, float] | None = None, check_files: bool = True) -> Manifest:
+               intensity_factors: Mapping[str, float] | None = None, neutral: Sequence[float] | None = None,
+               check_files: bool = True) -> Manifest:
     """EmoDB (Berlin, German) files ``SSTTTEv.wav`` (e.g. ``03a01Fa.wav``) anywhere under ``root`` (``wav/``).
 
     Speaker SS, emotion letter E (W anger, L boredom, E disgust, A fear/anxiety -> fear, F happiness, T sadness,
     N neutral). EmoDB has no intensity levels; all rows use ``intensity`` (default ``normal``, our
-    interpretation). V-A-D are a proxy (:func:`category_va`).
+    interpretation). V-A-D are a proxy (:func:`category_va`; ``neutral`` overrides :data:`NEUTRAL_VA`).
     """
     factor = _intensity(intensity_factors, intensity)
 
@@ -665,7 +768,7 @@ def load_emodb(root: str | os.PathLike, *, intensity: str = "normal",
         if emotion is None:
             return None
         return {"emotion": emotion, "speaker": f"emodb-{speaker}", "gender": _EMODB_GENDER.get(speaker, ""),
-                "vad": category_va(emotion, factor)}
+                "vad": category_va(emotion, factor, neutral=neutral)}
 
     return _from_file_names(root, r"(\d\d)([a-z]\d\d)([A-Za-z])([a-z])\.wav", parse, "EmoDB", check_files)
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emorank.datasets import (CATEGORIES, CATEGORY_VA, CORPORA, INTENSITY_FACTORS, Manifest, ManifestError,
-                              category_va, load_corpus, load_crema_d, load_emodb, load_iemocap, load_msp_podcast,
+from emorank.datasets import (CATEGORIES, CATEGORY_VA, CORPORA, INTENSITY_FACTORS, NEUTRAL_VA, Manifest,
+                              ManifestError, category_va, soft_category_va, load_corpus, load_crema_d, load_emodb, load_iemocap, load_msp_podcast,
                               load_ravdess, read_csv_manifest, speaker_disjoint_split, split_by_speakers)
 
 
@@ -224,7 +224,7 @@ def test_csv_empty_path(tmp_path):
 
 
 def test_category_table_is_read_only_and_follows_nrc_norms():
-    nrc = {"neutral": (.469, .184, .357), "calm": (.875, .100, .282), "happy": (.960, .732, .850),
+    nrc = {"calm": (.875, .100, .282), "happy": (.960, .732, .850),
            "sad": (.052, .288, .164), "angry": (.167, .865, .657), "fear": (.073, .840, .293),
            "disgust": (.052, .775, .317), "surprise": (.875, .875, .562), "boredom": (.167, .139, .255)}
     for name, vad in nrc.items():
@@ -238,6 +238,24 @@ def test_category_table_is_read_only_and_follows_nrc_norms():
     assert nearest == "disgust"
 
 
+def test_neutral_sits_at_the_centre_above_the_calm_categories():
+    # Moved from the NRC word "neutral" (arousal .184 -> 2.10, below sadness) to the scale's centre: a neutral
+    # utterance is ordinary speech, so calm, boredom and sadness must lie below it in arousal, the aroused
+    # categories above it, and the positive/negative ones either side of it in valence.
+    assert CATEGORY_VA["neutral"] == NEUTRAL_VA == (4.0, 4.0, 4.0)
+    va = {k: np.array(v[:2]) for k, v in CATEGORY_VA.items()}
+    assert all(va[k][1] < 4.0 for k in ("calm", "boredom", "sad"))
+    assert all(va[k][1] > 4.0 for k in ("angry", "fear", "disgust", "happy", "surprise"))
+    assert all(va[k][0] > 4.0 for k in ("happy", "calm", "surprise"))
+    assert all(va[k][0] < 4.0 for k in ("sad", "angry", "fear", "disgust", "boredom"))
+    own = (3.814, 2.104, 3.142)  # the NRC word's own point, for those who prefer it
+    np.testing.assert_allclose(category_va("neutral", neutral=own), own)
+    np.testing.assert_allclose(category_va("sad", 0.5, neutral=own),
+                               np.array(own) + 0.5 * (np.array(CATEGORY_VA["sad"]) - own))
+    with pytest.raises(ManifestError, match="neutral point must be"):
+        category_va("sad", neutral=(4.0, 9.0, 4.0))
+
+
 def test_category_va_intensity_moves_along_the_line_from_neutral():
     neutral, angry = np.array(CATEGORY_VA["neutral"]), np.array(CATEGORY_VA["angry"])
     np.testing.assert_allclose(category_va("angry", 1.0), angry)
@@ -245,6 +263,30 @@ def test_category_va_intensity_moves_along_the_line_from_neutral():
     np.testing.assert_allclose(category_va("angry", 0.75), neutral + 0.75 * (angry - neutral))
     with pytest.raises(ManifestError, match="no valence-arousal norm for emotion 'other'"):
         category_va("other")
+
+
+def test_soft_point_is_the_vote_weighted_mean_of_category_points():
+    votes = {"angry": 3, "neutral": 6, "sad": 1}
+    hand = (3 * np.array(CATEGORY_VA["angry"]) + 6 * np.array(NEUTRAL_VA) + np.array(CATEGORY_VA["sad"])) / 10
+    np.testing.assert_allclose(soft_category_va(votes), hand)
+    probs = {"anger": 0.3, "neutrality": 0.6, "sadness": 0.1, "other": 0.5}  # aliases; no norm for "other"
+    np.testing.assert_allclose(soft_category_va(probs), hand)
+    for emotion in ("happy", "fear", "neutral"):
+        np.testing.assert_allclose(soft_category_va({emotion: 7, "sad": 0}), CATEGORY_VA[emotion])
+    # per-category intensity: each category point moved along its own line from neutral before averaging
+    mixed = soft_category_va({"angry": 1, "sad": 1}, {"angry": 0.5, "sad": 1.0})
+    np.testing.assert_allclose(mixed, (np.array(category_va("angry", 0.5)) + CATEGORY_VA["sad"]) / 2)
+    with pytest.raises(ManifestError, match="no votes"):
+        soft_category_va({"other": 3, "angry": 0})
+    with pytest.raises(ManifestError, match="non-negative"):
+        soft_category_va({"angry": -1})
+
+
+def test_soft_point_intensity_moves_along_the_line_from_neutral():
+    votes = {"happy": 2, "surprise": 1, "neutral": 1}
+    full, neutral = np.array(soft_category_va(votes)), np.array(NEUTRAL_VA)
+    for f in (0.0, 0.25, 0.5, 1.0):
+        np.testing.assert_allclose(soft_category_va(votes, f), neutral + f * (full - neutral))
 
 
 # ---------------------------------------------------------------------------------------------------- MSP-Podcast
@@ -405,6 +447,32 @@ def test_crema_d(tmp_path):
     np.testing.assert_allclose(m.va()[3], CATEGORY_VA["neutral"][:2])
     (tmp_path / "VideoDemographics.csv").unlink()
     assert load_corpus("cremad", tmp_path).gender == [""] * 4
+
+
+VOTES_HEADER = ["", "A", "D", "F", "H", "N", "S", "fileName", "numResponses", "agreement", "emoVote", "meanEmoResp",
+                "meanAngerResp", "meanDisgustResp", "meanFearResp", "meanHappyResp", "meanNeutralResp", "meanSadResp"]
+
+
+def test_crema_d_places_clips_by_crowd_votes(tmp_path):
+    names = ["1001_DFA_ANG_XX.wav", "1001_IEO_HAP_HI.wav", "1002_IEO_SAD_LO.wav"]
+    for i, name in enumerate(names):
+        make_wav(tmp_path / "AudioWAV" / name, seed=i)
+    rows = [["100001", 4, 0, 0, 0, 6, 0, "1001_DFA_ANG_XX", 10, .6, "N", 60, 80, -1, -1, -1, 50, -1],
+            ["100002", 0, 0, 0, 9, 0, 0, "1001_IEO_HAP_HI", 9, 1.0, "H", 100, -1, -1, -1, 100, -1, -1],
+            ["200001", 0, 0, 0, 0, 0, 9, "1001_DFA_ANG_XX", 9, 1.0, "S", 50, -1, -1, -1, -1, -1, 50],  # video rows
+            ["300002", 0, 0, 0, 0, 9, 0, "1001_IEO_HAP_HI", 9, 1.0, "N", 50, -1, -1, -1, -1, 50, -1]]
+    (tmp_path / "processedResults").mkdir()
+    write_csv(tmp_path / "processedResults" / "tabulatedVotes.csv", VOTES_HEADER, rows)
+    m = load_crema_d(tmp_path)
+    low, strong = INTENSITY_FACTORS["low"], INTENSITY_FACTORS["strong"]
+    # 4 angry votes (rated 80 -> factor .5 + .5 * .8 = .9) and 6 neutral votes: 0.4 of the way to angry at .9
+    angry = np.array(category_va("angry", low + (strong - low) * 0.8))
+    np.testing.assert_allclose(m.va()[0], (0.4 * angry + 0.6 * np.array(NEUTRAL_VA))[:2])
+    np.testing.assert_allclose(m.va()[1], CATEGORY_VA["happy"][:2])  # unanimous, rated 100: the category point
+    np.testing.assert_allclose(m.va()[2], category_va("sad", low)[:2])  # no votes row: acted level (LO)
+    assert m.emotion == ["angry", "happy", "sad"]  # the acted category stays the emotion label
+    off = load_crema_d(tmp_path, votes=False)
+    np.testing.assert_allclose(off.va()[0], category_va("angry", INTENSITY_FACTORS["normal"])[:2])
 
 
 def test_emodb(tmp_path):
