@@ -7,7 +7,7 @@ dominance), and optional emotion category, speaker, gender, split and caption. L
   ``path``, ``valence`` and ``arousal`` required; relative paths resolve against the CSV's folder);
 * ``msp-podcast``: ``Labels/labels_consensus.csv`` + ``Audios/`` (EmoClass O and X dropped, as in the paper);
 * ``iemocap``: ``Session*/dialog/EmoEvaluation/*.txt``, V-A-D rescaled linearly from 1..5 to 1..7;
-* ``ravdess``, ``crema-d``, ``emodb``: categorical corpora labelled from their file names. Their valence-arousal
+* ``ravdess``, ``crema-d``, ``emodb``, ``tess``: categorical corpora labelled from their file names. Their valence-arousal
   labels are a **proxy**: the NRC VAD Lexicon norm of the category word (Mohammad, ACL 2018) mapped to 1..7 with
   ``1 + 6x``, moved towards neutral (:data:`NEUTRAL_VA`, the scale's centre) by an intensity factor (see
   :data:`INTENSITY_FACTORS`). Where a corpus gives per-emotion votes or scores (CREMA-D's crowd ratings), a clip
@@ -597,9 +597,10 @@ def _intensity(factors: Mapping[str, float] | None, level: str) -> float:
     return float(table[level])
 
 
-def _from_file_names(root: str | os.PathLike, pattern: str, parse: Callable[[re.Match], dict | None],
+def _from_file_names(root: str | os.PathLike, pattern: str, parse: Callable[[re.Match, Path], dict | None],
                      corpus: str, check_files: bool) -> Manifest:
-    """Shared walk: every ``*.wav`` under ``root`` whose name matches ``pattern`` becomes a row via ``parse``."""
+    """Shared walk: every ``*.wav`` under ``root`` whose name matches ``pattern`` becomes a row via
+    ``parse(match, path)``, which returns None to skip the file."""
     root = Path(root)
     if not root.is_dir():
         raise ManifestError(f"{corpus}: corpus folder not found: {root}")
@@ -608,7 +609,7 @@ def _from_file_names(root: str | os.PathLike, pattern: str, parse: Callable[[re.
     for wav in sorted(root.rglob("*")):
         match = regex.fullmatch(wav.name)
         if match and wav.is_file():
-            row = parse(match)
+            row = parse(match, wav)
             if row is not None:
                 rows.append({"path": str(wav), **row})
     if not rows:
@@ -646,7 +647,7 @@ def load_ravdess(root: str | os.PathLike, *, include_song: bool = False,
     dev, 20-24 test) is our interpretation, fixed so that every run sees the same speakers. Actors not listed get
     no split; ``split=None`` leaves every row unassigned (e.g. for :func:`speaker_disjoint_split`).
     """
-    def parse(m: re.Match) -> dict | None:
+    def parse(m: re.Match, _: Path) -> dict | None:
         modality, channel, emo, level, _, _, actor = m.groups()
         if modality != "03" or (channel == "02" and not include_song) or emo not in _RAVDESS_EMOTIONS:
             return None
@@ -690,7 +691,7 @@ def load_crema_d(root: str | os.PathLike, *, intensity_factors: Mapping[str, flo
     crowd = _crema_votes(root) if votes else {}
     low, strong = _intensity(intensity_factors, "low"), _intensity(intensity_factors, "strong")
 
-    def parse(m: re.Match) -> dict | None:
+    def parse(m: re.Match, _: Path) -> dict | None:
         actor, _, emo, level = (g.upper() for g in m.groups())
         if emo not in _CREMA_EMOTIONS or level not in _CREMA_LEVELS:
             return None
@@ -762,7 +763,7 @@ def load_emodb(root: str | os.PathLike, *, intensity: str = "normal",
     """
     factor = _intensity(intensity_factors, intensity)
 
-    def parse(m: re.Match) -> dict | None:
+    def parse(m: re.Match, _: Path) -> dict | None:
         speaker, _, emo, _ = m.groups()
         emotion = _EMODB_EMOTIONS.get(emo.upper())
         if emotion is None:
@@ -771,6 +772,57 @@ def load_emodb(root: str | os.PathLike, *, intensity: str = "normal",
                 "vad": category_va(emotion, factor, neutral=neutral)}
 
     return _from_file_names(root, r"(\d\d)([a-z]\d\d)([A-Za-z])([a-z])\.wav", parse, "EmoDB", check_files)
+
+
+_TESS_EMOTIONS = {"angry": "angry", "anger": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy",
+                  "neutral": "neutral", "sad": "sad", "ps": "surprise", "pleasant_surprise": "surprise",
+                  "pleasant_surprised": "surprise", "surprise": "surprise", "surprised": "surprise"}
+
+
+def _tess_emotion(text: str) -> str | None:
+    return _TESS_EMOTIONS.get(re.sub(r"[^a-z]+", "_", text.lower()).strip("_"))
+
+
+def load_tess(root: str | os.PathLike, *, intensity: str = "normal",
+              intensity_factors: Mapping[str, float] | None = None, neutral: Sequence[float] | None = None,
+              check_files: bool = True) -> Manifest:
+    """TESS (Toronto emotional speech set) files ``OAF_back_angry.wav`` / ``YAF_youth_ps.wav`` under ``root``.
+
+    Folders ``OAF_*``/``YAF_*`` (e.g. ``OAF_angry``, ``OAF_Pleasant_surprise``, ``YAF_pleasant_surprised``; case
+    varies). Two speakers, both female: ``tess-OAF`` (older, aged 64) and ``tess-YAF`` (younger, aged 26). The
+    emotion is the last part of the file name (``ps`` = pleasant surprise -> ``surprise``, whose norm is positive),
+    else the folder's. A file name seen twice (copies that nest the whole set a second time) is read once, with a
+    warning. TESS has no intensity levels: every row uses ``intensity`` (default ``normal``, our
+    interpretation); V-A-D are a proxy (:func:`category_va`). No split is assigned: with two speakers a
+    speaker-disjoint train/dev/test split is impossible (use it as a test set, or split by word). CC BY-NC-ND 4.0.
+    """
+    factor = _intensity(intensity_factors, intensity)
+    seen: set[str] = set()
+    repeats = []
+
+    def parse(m: re.Match, path: Path) -> dict | None:
+        speaker, _, emo = m.groups()
+        speaker = speaker.upper()
+        emotion = _tess_emotion(emo)
+        if emotion is None:
+            folder = path.parent.name
+            head, _, tail = folder.partition("_")
+            emotion = _tess_emotion(tail) if head.upper() == speaker else None
+        if emotion is None:
+            return None
+        key = path.name.lower()
+        if key in seen:
+            repeats.append(str(path))
+            return None
+        seen.add(key)
+        return {"emotion": emotion, "speaker": f"tess-{speaker}", "gender": "female",
+                "vad": category_va(emotion, factor, neutral=neutral)}
+
+    m = _from_file_names(root, r"(OAF|YAF)_([A-Za-z]+)_([A-Za-z_]+)\.wav", parse, "TESS", check_files)
+    if repeats:
+        warnings.warn(f"TESS: {len(repeats)} file name(s) found twice were read once (first repeat: {repeats[0]})",
+                      stacklevel=2)
+    return m
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -784,6 +836,7 @@ CORPORA: dict[str, Callable[..., Manifest]] = {
     "ravdess": load_ravdess,
     "crema-d": load_crema_d,
     "emodb": load_emodb,
+    "tess": load_tess,
 }
 """Corpus name -> loader(root, **kwargs). For ``csv`` the root is the CSV file itself."""
 

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from emorank.datasets import (CATEGORIES, CATEGORY_VA, CORPORA, INTENSITY_FACTORS, NEUTRAL_VA, Manifest,
                               ManifestError, category_va, soft_category_va, load_corpus, load_crema_d, load_emodb, load_iemocap, load_msp_podcast,
-                              load_ravdess, read_csv_manifest, speaker_disjoint_split, split_by_speakers)
+                              load_ravdess, load_tess, read_csv_manifest, speaker_disjoint_split, split_by_speakers)
 
 
 def make_wav(path, seed=0, seconds=0.1, sr=16000):
@@ -490,6 +490,35 @@ def test_emodb(tmp_path):
         load_emodb(tmp_path, intensity="extreme")
 
 
+def test_tess(tmp_path):
+    names = {"OAF_angry/OAF_back_angry.wav": ("angry", "OAF"), "OAF_Fear/OAF_bath_fear.wav": ("fear", "OAF"),
+             "OAF_Pleasant_surprise/OAF_back_ps.wav": ("surprise", "OAF"),
+             "OAF_Sad/OAF_bean_Sad.wav": ("sad", "OAF"), "YAF_neutral/YAF_youth_neutral.wav": ("neutral", "YAF"),
+             "YAF_pleasant_surprised/YAF_youth_ps.wav": ("surprise", "YAF"),
+             "YAF_disgust/YAF_chat_disgust.wav": ("disgust", "YAF"),
+             "YAF_happy/YAF_chair_happy.wav": ("happy", "YAF"),
+             "YAF_pleasant_surprised/YAF_dog_pleasant_surprised.wav": ("surprise", "YAF")}
+    for i, name in enumerate(names):
+        make_wav(tmp_path / "TESS Toronto emotional speech set data" / name, seed=i)
+    make_wav(tmp_path / "OAF_notes.wav")  # not a corpus name
+    m = load_tess(tmp_path)
+    assert len(m) == len(names)
+    got = {rel.split("/", 1)[1]: (e, s) for rel, e, s in zip(m.ids, m.emotion, m.speaker)}
+    assert got == {k: (e, f"tess-{s}") for k, (e, s) in names.items()}
+    assert set(m.gender) == {"female"} and set(m.split) == {""}
+    np.testing.assert_allclose(m.va()[m.ids.index("TESS Toronto emotional speech set data/OAF_angry/"
+                                                  "OAF_back_angry.wav")],
+                               category_va("angry", INTENSITY_FACTORS["normal"])[:2])
+    assert load_corpus("TESS", tmp_path).ids == m.ids
+    # a second, nested copy of the whole set (as some downloads have) is read once, with a warning
+    shutil.copytree(tmp_path / "TESS Toronto emotional speech set data", tmp_path / "copy" / "TESS")
+    with pytest.warns(UserWarning, match="9 file name"):
+        assert len(load_tess(tmp_path)) == len(names)
+    make_wav(tmp_path / "other" / "OAF_back_bored.wav")  # an emotion TESS does not have, in no TESS folder
+    with pytest.raises(ManifestError, match="TESS: no audio files"):
+        load_tess(tmp_path / "other")
+
+
 def test_file_name_corpora_errors(tmp_path):
     with pytest.raises(ManifestError, match="RAVDESS: corpus folder not found"):
         load_ravdess(tmp_path / "nope")
@@ -499,9 +528,9 @@ def test_file_name_corpora_errors(tmp_path):
 
 
 def test_corpus_registry(tmp_path):
-    assert set(CORPORA) == {"csv", "msp-podcast", "iemocap", "ravdess", "crema-d", "emodb"}
+    assert set(CORPORA) == {"csv", "msp-podcast", "iemocap", "ravdess", "crema-d", "emodb", "tess"}
     with pytest.raises(ManifestError, match="unknown corpus 'timit'; valid: csv, msp-podcast, iemocap, ravdess, "
-                                            "crema-d, emodb"):
+                                            "crema-d, emodb, tess"):
         load_corpus("timit", tmp_path)
     make_wav(tmp_path / "a.wav")
     src = write_csv(tmp_path / "m.csv", ["path", "valence", "arousal"], [["a.wav", "2", "3"]])
