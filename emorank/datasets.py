@@ -20,6 +20,7 @@ Canonical values: split in ``train``/``dev``/``test`` or ``""`` (common aliases 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import tempfile
@@ -389,7 +390,14 @@ def read_csv_manifest(path: str | os.PathLike, *, check_files: bool = True) -> M
     src = Path(path)
     if not src.is_file():
         raise ManifestError(f"manifest CSV not found: {src}")
-    with open(src, newline="", encoding="utf-8-sig") as f:
+    try:
+        return _read_csv_manifest(src, check_files)
+    except csv.Error as err:
+        raise ManifestError(f"{src}: not a readable CSV file ({err})") from None
+
+
+def _read_csv_manifest(src: Path, check_files: bool) -> Manifest:
+    with _open_text(src) as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
@@ -401,7 +409,8 @@ def read_csv_manifest(path: str | os.PathLike, *, check_files: bool = True) -> M
                                 f"{', '.join(h.strip() for h in header) or '(none)'}")
         pos = {c: columns.index(c) for c in CSV_COLUMNS if c in columns}
         data: dict[str, list] = {c: [] for c in pos}
-        for line_no, row in enumerate(reader, start=2):
+        for row in reader:
+            line_no = reader.line_num  # the physical line where the row ends (quoted fields may span lines)
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) < len(header):
@@ -461,18 +470,34 @@ def load_msp_podcast(root: str | os.PathLike, labels_csv: str | os.PathLike | No
     return _finish(Manifest(root=str(root.absolute()), **cols), check_files, f"MSP-Podcast labels {labels}")
 
 
+def _open_text(path: Path) -> io.StringIO:
+    """The file decoded as UTF-8 (a BOM is dropped), for ``csv``; a non-UTF-8 file is a clear ManifestError."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ManifestError(f"{path} line {line}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset "
+                            f"{err.start}); re-save the file as UTF-8 (e.g. in a spreadsheet: Save As, CSV UTF-8; "
+                            f"or: iconv -f latin1 -t utf-8 IN > OUT)") from None
+    return io.StringIO(text, newline="")
+
+
 def _read_dict_csv(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
     if not path.is_file():
         raise ManifestError(f"label file not found: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with _open_text(path) as f:
         reader = csv.DictReader(f)
         found = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in required if c not in found]
         if missing:
             raise ManifestError(f"{path}: missing required column(s) {', '.join(missing)}; columns found: "
                                 f"{', '.join(found) or '(none)'}")
-        return [(i, {k.strip(): (v or "") for k, v in r.items() if k is not None})
-                for i, r in enumerate(reader, start=2)]
+        try:
+            return [(reader.line_num, {k.strip(): (v or "") for k, v in r.items() if k is not None})
+                    for r in reader]
+        except csv.Error as err:
+            raise ManifestError(f"{path} line {reader.line_num}: not a readable CSV file ({err})") from None
 
 
 def _finish(m: Manifest, check_files: bool, source: str) -> Manifest:
