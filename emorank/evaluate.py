@@ -4,7 +4,7 @@
     report["ordinality"]["aoc"]["mean"]
 
 Keys: alignment.{mmd,wasserstein}.{mean,std,values}, ordinality.{aoc,voc}.{mean,std,values},
-retrieval.{a2t_r@1,...}, va_estimation.{ccc_valence,ccc_arousal,...}, meta.
+retrieval.{a2t_r@1,...,a2t_label_r@1,...}, va_estimation.{ccc_valence,ccc_arousal,...}, meta.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import numpy as np
 from emorank.captions import va_caption
 from emorank.datasets import Manifest
 from emorank.features import FeatureCache
-from emorank.metrics import (alignment_trials, ccc, ordinality_lists, ordinality_test, pearson, recall_at_k,
-                             va_from_similarity)
+from emorank.metrics import (alignment_trials, ccc, label_match, label_recall_at_k, ordinality_lists,
+                             ordinality_test, pearson, recall_at_k, va_from_similarity)
 from emorank.model import EmotionRankCLAP
 from emorank.retrieval import audio_embeddings, grid_embeddings, text_embeddings
 from emorank.systems import caption_builder_from_spec, paralinguistic_features
@@ -92,7 +92,9 @@ def evaluate(model: EmotionRankCLAP, manifest: Manifest, split: str = "test", co
         "alignment": alignment_trials(audio_emb, text_emb, config.n_trials, trial_size(len(part), config),
                                       config.seed),
         "ordinality": ordinality(model, audio_emb, labels, config.n_lists, config.seed, cache),
-        "retrieval": recall_at_k(audio_emb[sub] @ text_emb[sub].T),
+        "retrieval": {**recall_at_k(audio_emb[sub] @ text_emb[sub].T),
+                      **label_recall_at_k(audio_emb[sub] @ text_emb[sub].T,
+                                          label_match(labels[sub], [part.emotion[i] for i in sub]))},
         "va_estimation": va_estimation(model, audio_emb, labels, config.va_temperature, cache),
         "meta": {"split": split, "clips": len(part), "system": model.extra.get("system", {}).get("name"),
                  "logit_scale": model.logit_scale.item(), "protocol": asdict(config)},

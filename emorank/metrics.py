@@ -8,7 +8,8 @@ Contents
   :func:`alignment_trials` (30 trials of 5000 sampled pairs).
 - Cross-modality emotion ordinality (Table 2): :func:`ordinality_grid`, :func:`ordinality_lists`,
   :func:`greedy_unique_retrieval`, :func:`ordinal_retrieval_tau`, :func:`ordinality_test`.
-- Retrieval and regression extras: :func:`recall_at_k`, :func:`ccc`, :func:`pearson`, :func:`va_grid`,
+- Retrieval and regression extras: :func:`recall_at_k` (pair-exact), :func:`label_match` and
+  :func:`label_recall_at_k` (label-level), :func:`ccc`, :func:`pearson`, :func:`va_grid`,
   :func:`va_from_similarity`.
 - Statistics: :func:`paired_test` (``PAIRED_TESTS``), :func:`significantly_better`, :func:`mean_std`.
 
@@ -35,6 +36,8 @@ __all__ = [
     "ordinal_retrieval_tau",
     "ordinality_test",
     "recall_at_k",
+    "label_match",
+    "label_recall_at_k",
     "ccc",
     "pearson",
     "va_grid",
@@ -494,6 +497,74 @@ def recall_at_k(sim: np.ndarray, ks: Sequence[int] = (1, 5, 10), *, ties: str = 
             out[f"{direction}_r@{int(k)}"] = _recall_from_counts(greater, tied, int(k), ties)
         out[f"{direction}_mean_rank"] = float(rank.mean())
         out[f"{direction}_median_rank"] = float(np.median(rank))
+    return out
+
+
+CATEGORY_POINT_TOL = 1e-6  # labels closer than this on both axes are the same category x intensity point
+
+
+def label_match(va: np.ndarray, categories: Sequence[str] | None = None, tol: float | str = "auto") -> np.ndarray:
+    """Which items carry the same label as which: [N, 2] (valence, arousal) (+ N categories) -> [N, N] bool.
+
+    Two labels match when they lie within ``tol`` of each other on both axes and, where both items name a
+    category, the categories are equal. ``tol="auto"`` (our interpretation of "the same label"): on a categorical
+    corpus whose V-A points are category x intensity proxies (every item has a category and there are at most four
+    distinct points per category) the points must coincide (same category and intensity); otherwise 0.5 on the
+    1..7 scale, one caption level of the V-A caption builder.
+    """
+    va = _as_matrix(va, "va")
+    n = va.shape[0]
+    cats = None if categories is None else np.asarray([str(c) for c in categories], dtype=object)
+    if cats is not None and cats.shape != (n,):
+        raise MetricInputError(f"categories must have one entry per label row ({n}), got {cats.shape[0]}")
+    if tol == "auto":
+        categorical = cats is not None and all(cats) and (
+            len(np.unique(np.round(va, 6), axis=0)) <= 4 * len(set(cats.tolist())))
+        tol = CATEGORY_POINT_TOL if categorical else 0.5
+    if isinstance(tol, str) or not (float(tol) >= 0):
+        raise MetricInputError(f"tol must be a number >= 0 or 'auto', got {tol!r}")
+    match = np.all(np.abs(va[:, None, :] - va[None, :, :]) <= float(tol), axis=-1)  # [N, N]
+    if cats is not None:
+        known = cats != ""
+        match &= (cats[:, None] == cats[None, :]) | ~(known[:, None] & known[None, :])
+    return match
+
+
+def _label_hits(sim: np.ndarray, match: np.ndarray, k: int) -> np.ndarray:
+    """Per query row: does a top-k item (by similarity) match its label? Ties at the k-th score are broken
+    against the query (tied non-matching items fill the last slots first)."""
+    k = min(k, sim.shape[1])
+    kth = np.partition(sim, sim.shape[1] - k, axis=1)[:, sim.shape[1] - k][:, None]  # [Q, 1] k-th largest
+    above, at = sim > kth, sim == kth  # [Q, I]
+    slots = k - above.sum(axis=1)  # [Q], >= 1
+    hit_above = (above & match).any(axis=1)
+    hit_at = ((at & match).sum(axis=1) > 0) & ((at & ~match).sum(axis=1) < slots)
+    return hit_above | hit_at
+
+
+def label_recall_at_k(sim: np.ndarray, match: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict:
+    """Label-level recall@k in both directions for a paired similarity matrix.
+
+    ``sim[i, j]`` = similarity of audio i and text j (text j describes clip j); ``match[i, j]`` = whether clip j's
+    label equals clip i's (see :func:`label_match`). A query scores a hit at k when any of its top-k retrieved
+    items carries the query's label, so corpora where many clips share a label point (RAVDESS: 15 points) are
+    measured on what a caption can say, unlike the pair-exact :func:`recall_at_k`.
+
+    Returns:
+        {"a2t_label_r@1", ..., "t2a_label_r@1", ...} as fractions in 0..1.
+    """
+    sim = _as_matrix(sim, "sim")
+    match = np.asarray(match, dtype=bool)
+    if sim.shape[0] != sim.shape[1] or match.shape != sim.shape:
+        raise MetricInputError(f"sim and match must both be square and of the same shape, got {sim.shape} and "
+                               f"{match.shape}")
+    bad_ks = [k for k in ks if int(k) != k or k < 1]
+    if bad_ks or len(ks) == 0:
+        raise MetricInputError(f"ks must be a non-empty sequence of positive integers, got {list(ks)}")
+    out: dict[str, float] = {}
+    for direction, matrix, m in (("a2t", sim, match), ("t2a", sim.T, match.T)):
+        for k in ks:
+            out[f"{direction}_label_r@{int(k)}"] = float(_label_hits(matrix, m, int(k)).mean())
     return out
 
 

@@ -24,6 +24,10 @@ def test_report_has_the_paper_keys_and_sane_values(trained_checkpoint, demo_mani
     assert report["alignment"]["mmd"]["mean"] >= 0 and report["alignment"]["wasserstein"]["mean"] > 0
     assert report["alignment"]["mmd"]["std"] > 0  # small test sets are subsampled so trials differ
     assert {"a2t_r@1", "t2a_r@10"} <= set(report["retrieval"])
+    for direction in ("a2t", "t2a"):  # label-level recall: a caption sharing the label is a hit, so >= pair-exact
+        r = [report["retrieval"][f"{direction}_label_r@{k}"] for k in (1, 5, 10)]
+        assert r == sorted(r) and all(0 <= v <= 1 for v in r)
+        assert r[0] >= report["retrieval"][f"{direction}_r@1"]
     assert -1 <= report["va_estimation"]["ccc_arousal"] <= 1
     assert report["meta"]["clips"] == len(demo_manifest.split_of("test"))
 

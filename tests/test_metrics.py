@@ -443,3 +443,52 @@ def test_input_errors_name_the_argument():
         M.wasserstein(np.zeros((5, 2)), np.full((5, 2), np.nan))
     with pytest.raises(M.MetricInputError, match="bandwidth"):
         M.mmd_rbf(np.zeros((5, 2)), np.ones((5, 2)), bandwidth=-1.0)
+
+
+# --------------------------------------------------------------------------- label-level recall
+
+
+def _naive_label_recall(sim: np.ndarray, match: np.ndarray, k: int) -> float:
+    """Sort each row by similarity, tied non-matching items first (pessimistic); hit if a top-k item matches."""
+    hits = []
+    for i in range(sim.shape[0]):
+        order = sorted(range(sim.shape[1]), key=lambda j: (-sim[i, j], bool(match[i, j])))
+        hits.append(any(match[i, j] for j in order[:k]))
+    return float(np.mean(hits))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_label_recall_matches_naive_sort_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = 37
+    sim = np.round(rng.normal(size=(n, n)), 1)  # coarse values: many ties, also at the k-th place
+    va = rng.integers(1, 4, size=(n, 2)).astype(float)
+    match = M.label_match(va, tol=0.0)
+    out = M.label_recall_at_k(sim, match, ks=(1, 3, 5, 10))
+    for k in (1, 3, 5, 10):
+        assert out[f"a2t_label_r@{k}"] == pytest.approx(_naive_label_recall(sim, match, k))
+        assert out[f"t2a_label_r@{k}"] == pytest.approx(_naive_label_recall(sim.T, match.T, k))
+
+
+def test_label_recall_is_one_for_a_model_that_ranks_by_label_and_chance_level_for_a_constant_one():
+    va = np.repeat(np.array([[2.0, 2.0], [5.0, 6.0], [6.0, 3.0]]), 10, axis=0)
+    match = M.label_match(va, tol=0.0)
+    perfect = match.astype(float) + 0.01 * np.random.default_rng(0).random(match.shape)
+    assert M.label_recall_at_k(perfect, match, ks=(1,))["a2t_label_r@1"] == 1.0
+    constant = np.zeros_like(perfect)  # every item tied: pessimistic ties fill the slot with a non-match
+    assert M.label_recall_at_k(constant, match, ks=(1,))["a2t_label_r@1"] == 0.0
+
+
+def test_label_match_auto_tolerance_by_corpus_kind():
+    # category x intensity proxies: the same category at another intensity is another label
+    va = np.array([[2.0, 5.0], [2.0, 5.0], [2.5, 4.5], [6.0, 5.0]])
+    cats = ["angry", "angry", "angry", "happy"]
+    m = M.label_match(va, cats)
+    assert m[0, 1] and not m[0, 2] and not m[0, 3]
+    # continuous ratings: within 0.5 on both axes, and the same category where both are known
+    cont = np.array([[2.0, 5.0], [2.4, 5.5], [2.6, 5.0], [2.1, 5.1]])
+    m = M.label_match(cont, ["angry", "", "angry", "sad"])
+    assert m[0, 1] and not m[0, 2] and not m[0, 3]
+    assert M.label_match(cont).sum() == M.label_match(cont, tol=0.5).sum()
+    with pytest.raises(M.MetricInputError, match="tol"):
+        M.label_match(cont, tol=-1)
