@@ -26,11 +26,52 @@ _NEEDS_SPLITS = ("train", "compare", "evaluate")
 def _manifest(args, check_files: bool = True):
     from emorank.datasets import load_corpus, read_csv_manifest
 
-    if getattr(args, "corpus", None):
+    if getattr(args, "hf_dataset", None):
+        if args.manifest or args.corpus:
+            raise SystemExit("give either --hf-dataset or --manifest (with --corpus), not both")
+        from emorank.datasets import load_hf_dataset
+        manifest = load_hf_dataset(args.hf_dataset, **_hf_kwargs(args))
+    elif not args.manifest:
+        raise SystemExit("name the data: --manifest CSV, --manifest FOLDER --corpus NAME, or --hf-dataset ID")
+    elif getattr(args, "corpus", None):
         manifest = load_corpus(args.corpus, args.manifest, check_files=check_files)
     else:
         manifest = read_csv_manifest(args.manifest, check_files=check_files)
     return _with_splits(manifest, getattr(args, "command", None))
+
+
+def _pairs(text: str | None, option: str) -> dict[str, str] | None:
+    """``a=b,c=d`` -> {"a": "b", "c": "d"}."""
+    if not text:
+        return None
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(p) != 2 for p in pairs):
+        raise SystemExit(f"{option}: expected NAME=VALUE pairs separated by commas, got {text!r}")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _hf_kwargs(args) -> dict:
+    """The --hf-* options as keyword arguments of :func:`emorank.datasets.load_hf_dataset`."""
+    try:
+        scale = tuple(float(x) for x in args.hf_scale.split(","))
+    except ValueError:
+        scale = ()
+    if len(scale) != 2:
+        raise SystemExit(f"--hf-scale: expected LOW,HIGH (e.g. 1,5), got {args.hf_scale!r}")
+    scores = _names(args.hf_scores)
+    if scores and any("=" in s for s in scores):
+        scores = _pairs(args.hf_scores, "--hf-scores")
+    elif scores and len(scores) == 1:
+        scores = scores[0]  # one column holding a dict (or, with --hf-score-names, a list) of scores
+    return dict(audio=args.hf_audio, valence=args.hf_valence, arousal=args.hf_arousal, dominance=args.hf_dominance,
+                scale=scale, category=args.hf_category, category_map=_pairs(args.hf_category_map, "--hf-category-map"),
+                scores=scores, score_names=_names(args.hf_score_names), speaker=args.hf_speaker,
+                gender=args.hf_gender, split=args.hf_split, split_map=_pairs(args.hf_split_map, "--hf-split-map"),
+                name=args.hf_config, revision=args.hf_revision, cache_dir=args.hf_cache)
 
 
 def _with_splits(manifest, command):
@@ -57,10 +98,37 @@ def _cache(args):
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--manifest", required=True, help="generic CSV manifest (or a corpus folder with --corpus)")
+    p.add_argument("--manifest", help="generic CSV manifest (or a corpus folder with --corpus); or use --hf-dataset")
     p.add_argument("--corpus", help="read --manifest as the root folder of this corpus "
-                   "(msp-podcast, iemocap, ravdess, crema-d, emodb)")
+                   "(msp-podcast, iemocap, ravdess, crema-d, emodb, tess)")
     p.add_argument("--cache", help="feature cache file (default: $EMORANK_CACHE or ~/.cache/emorank/features.sqlite)")
+    _add_hf_args(p)
+
+
+def _add_hf_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Hugging Face dataset (instead of --manifest; audio decoded once to 16 kHz WAVs)")
+    g.add_argument("--hf-dataset", metavar="ID", help="Hub id (needs network) or local folder: parquet files, "
+                   "a save_to_disk folder, or an audiofolder with metadata.csv")
+    g.add_argument("--hf-config", help="dataset configuration name (Hub)")
+    g.add_argument("--hf-revision", help="dataset revision (Hub)")
+    g.add_argument("--hf-audio", default="audio", help="audio column (default: audio)")
+    g.add_argument("--hf-valence", metavar="COL", help="valence column (with --hf-arousal)")
+    g.add_argument("--hf-arousal", metavar="COL", help="arousal column")
+    g.add_argument("--hf-dominance", metavar="COL", help="dominance column (optional)")
+    g.add_argument("--hf-scale", default="1,7", metavar="LOW,HIGH", help="scale of the V-A-D columns (default 1,7)")
+    g.add_argument("--hf-category", metavar="COL", help="emotion category column (a category-norm proxy when no "
+                   "V-A columns or scores are given)")
+    g.add_argument("--hf-category-map", metavar="A=B,..", help="rename the dataset's categories, e.g. ps=surprise")
+    g.add_argument("--hf-scores", metavar="COLS", help="per-emotion votes/probabilities: columns named after "
+                   "emotions (angry,happy,..), COL=EMOTION pairs, or one column of dicts (or lists, with "
+                   "--hf-score-names); gives a vote-weighted V-A proxy")
+    g.add_argument("--hf-score-names", metavar="NAMES", help="emotion names of a list-valued --hf-scores column")
+    g.add_argument("--hf-speaker", metavar="COL", help="speaker column")
+    g.add_argument("--hf-gender", metavar="COL", help="gender column")
+    g.add_argument("--hf-split", metavar="COL", help="split column (default: the dataset's own splits)")
+    g.add_argument("--hf-split-map", metavar="A=B,..", help="map split names, e.g. validation=dev,extra=test")
+    g.add_argument("--hf-cache", metavar="DIR", help="decoded audio folder (default: $EMORANK_HF_CACHE or "
+                   "~/.cache/emorank/hf/<dataset>)")
 
 
 def _add_encoder_args(p: argparse.ArgumentParser) -> None:
@@ -131,14 +199,17 @@ def cmd_features(args) -> int:
 
 
 def train_config_from_args(args):
+    """The TrainConfig of the flags, validated: a bad value raises ConfigError (exit 2) before anything loads."""
     from emorank.train import TrainConfig
     audio_kw, text_kw = _encoder_kwargs(args)
-    return TrainConfig(system=args.system, loss=args.loss, audio_encoder=args.audio_encoder,
-                       text_encoder=args.text_encoder, audio_encoder_kwargs=audio_kw, text_encoder_kwargs=text_kw,
-                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                       temperature_init=args.temperature, seed=args.seed, caption_seed=args.caption_seed,
-                       device=args.device, workers=args.workers, audio_norm=args.audio_norm,
-                       captions=args.captions)
+    config = TrainConfig(system=args.system, loss=args.loss, audio_encoder=args.audio_encoder,
+                         text_encoder=args.text_encoder, audio_encoder_kwargs=audio_kw, text_encoder_kwargs=text_kw,
+                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                         temperature_init=args.temperature, seed=args.seed, caption_seed=args.caption_seed,
+                         device=args.device, workers=args.workers, audio_norm=args.audio_norm,
+                         captions=args.captions)
+    config.validate()
+    return config
 
 
 def cmd_train(args) -> int:
@@ -163,9 +234,9 @@ def cmd_train(args) -> int:
             print(f"checkpoint: {e['checkpoint']}" + ("  (stopped early)" if e["stopped"] else ""))
 
     try:
+        config = train_config_from_args(args)  # validated before the manifest, cache or any model is touched
         with _cache(args) as cache:
-            train(_manifest(args), train_config_from_args(args), args.out, cache=cache, on_event=on_event,
-                  stop=stop, resume=args.resume)
+            train(_manifest(args), config, args.out, cache=cache, on_event=on_event, stop=stop, resume=args.resume)
     finally:
         signal.signal(signal.SIGINT, previous)
     return 0
@@ -205,7 +276,7 @@ def cmd_compare(args) -> int:
     try:
         with _cache(args) as cache:
             summary = compare(_manifest(args), args.systems, args.seeds, args.out, train_config_from_args(args),
-                              eval_config, cache, retrain=args.retrain, stop=stop, command=command)
+                              eval_config, cache, retrain=args.retrain, stop=stop, command=command, test=args.test)
     finally:
         signal.signal(signal.SIGINT, previous)
     if not summary:
@@ -339,7 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(p)
     p.add_argument("--out", required=True, help="comparison folder (runs/, comparison.json, comparison.md, figures)")
     p.add_argument("--systems", default="all", help="'all' or comma-separated names: " + ", ".join(SYSTEMS))
-    p.add_argument("--seeds", type=int, default=3, help="train seeds 0..K-1 per system (default 3)")
+    p.add_argument("--seeds", type=int, default=5,
+                   help="train seeds 0..K-1 per system (default 5; significance needs at least 3)")
+    p.add_argument("--test", choices=["welch", "paired"], default="welch",
+                   help="significance test across seeds (the trained model is the unit): Welch's t-test (default) "
+                   "or a paired t-test by seed")
     p.add_argument("--retrain", action="store_true", help="retrain even where a finished checkpoint exists")
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--pairs", type=int, default=5000)

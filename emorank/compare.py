@@ -4,15 +4,18 @@
 
 Layout of DIR (every piece is reused on a re-run, so a crashed or stopped comparison resumes where it stopped):
 
-    runs/<system>/seed<k>/checkpoint/      trained heads (train_state.pt while a run is unfinished)
+    runs/<system>/seed<k>/checkpoint/      trained heads (train_state.safetensors while unfinished)
     runs/<system>/seed<k>/eval.json        its evaluation report
     comparison.json, comparison.md         the tables
     ordinality.html, ordinality.png        the ordinality figure
 
-Statistics: for each system the per-trial (alignment) and per-list (ordinality) values of all seeds are pooled and
-reported as mean +- std. Trials and lists are the same for every system (same seeds, same caption lists), so
-systems are compared with a two-tailed paired t-test over those matched values; a star marks a system that is
-significantly better (p < 0.05) than every other system in the same table.
+Statistics use the trained model (seed) as the unit: each run's report is reduced to one number per metric (its
+mean over the protocol's 30 trials or 100 lists), and a system's cell is the mean +- std of those numbers across
+seeds. Systems are compared with a two-tailed Welch t-test over seeds (``--test paired`` pairs them by seed); a
+star marks a system significantly better (p < 0.05) than every other system in the same table, and no star is
+given with fewer than 3 seeds per system. Pooling the trials or lists of several seeds as if they were
+independent samples (what an earlier version did) finds "significant" differences between two seeds of the same
+system: the trials measure the evaluation's sampling noise, not the training's.
 """
 from __future__ import annotations
 
@@ -28,10 +31,10 @@ import numpy as np
 from emorank.datasets import Manifest
 from emorank.evaluate import EvalConfig, evaluate
 from emorank.features import FeatureCache
-from emorank.metrics import mean_std, paired_test
+from emorank.metrics import mean_std, seed_test
 from emorank.model import CheckpointError, EmotionRankCLAP
 from emorank.systems import SYSTEMS, get_system
-from emorank.train import ResumeMismatchError, TrainConfig, train
+from emorank.train import LEGACY_STATE_FILE, STATE_FILE, ResumeMismatchError, TrainConfig, train
 
 # metric key -> (path in a report, lower is better, heading)
 METRICS = {
@@ -41,9 +44,21 @@ METRICS = {
     "voc": (("ordinality", "voc"), False, "VOC (KT) ↑"),
 }
 EXTRA_COLUMNS = {"a2t_r@1": ("retrieval",), "a2t_r@5": ("retrieval",), "a2t_r@10": ("retrieval",),
-                 "t2a_r@10": ("retrieval",), "ccc_valence": ("va_estimation",), "ccc_arousal": ("va_estimation",)}
+                 "t2a_r@10": ("retrieval",),
+                 "a2t_label_r@1": ("retrieval",), "a2t_label_r@5": ("retrieval",), "a2t_label_r@10": ("retrieval",),
+                 "t2a_label_r@1": ("retrieval",), "t2a_label_r@5": ("retrieval",),
+                 "ccc_valence": ("va_estimation",), "ccc_arousal": ("va_estimation",)}
+COLUMN_TITLES = {"a2t_r@1": "R@1 a→t", "a2t_r@5": "R@5 a→t", "a2t_r@10": "R@10 a→t", "t2a_r@10": "R@10 t→a",
+                 "a2t_label_r@1": "label R@1 a→t", "a2t_label_r@5": "label R@5 a→t",
+                 "a2t_label_r@10": "label R@10 a→t", "t2a_label_r@1": "label R@1 t→a",
+                 "t2a_label_r@5": "label R@5 t→a", "ccc_valence": "CCC V", "ccc_arousal": "CCC A",
+                 "aoc": "AOC", "voc": "VOC", "mmd": "MMD", "wasserstein": "Wass."}
+VERSUS_METRICS = ("aoc", "voc", "a2t_label_r@1", "a2t_label_r@5", "t2a_label_r@1", "t2a_label_r@5")
 ALPHA = 0.05
-TEST = "ttest"
+MIN_SEEDS = 3  # fewer trained models per system: no significance test, no star
+SEED_TEST = "welch"
+SEED_TESTS_TEXT = {"welch": "Welch's t-test over seeds", "paired": "paired t-test over seeds"}
+REFERENCE = "clap-sce-av"
 
 
 def resolve_systems(names: str | Sequence[str]) -> list[str]:
@@ -71,21 +86,22 @@ def run_one(manifest: Manifest, system: str, seed: int, base: TrainConfig, eval_
     report_file = run_dir / "eval.json"
     if retrain or not _finished_checkpoint(run_dir, config):
         report_file.unlink(missing_ok=True)
-        state = run_dir / "train_state.pt"
         if retrain:
-            state.unlink(missing_ok=True)
+            (run_dir / STATE_FILE).unlink(missing_ok=True)
+            (run_dir / LEGACY_STATE_FILE).unlink(missing_ok=True)
         kwargs = dict(cache=cache, stop=stop, progress=False, on_event=lambda e: emit({**e, "system": system,
                                                                                        "seed": seed}))
         try:
             result = train(manifest, config, run_dir, resume=True, **kwargs)
-        except ResumeMismatchError:
-            state.unlink()  # a leftover from a comparison with other settings: start this run afresh
+        except ResumeMismatchError as err:
+            err.path.unlink()  # a leftover (other settings, unreadable, or pickled): start this run afresh
             result = train(manifest, config, run_dir, resume=True, **kwargs)
         if result.stopped:
             return None
     if report_file.is_file():
         report = json.loads(report_file.read_text())
-        if report.get("meta", {}).get("protocol") == asdict(eval_config):
+        if report.get("meta", {}).get("protocol") == asdict(eval_config) and all(
+                _has(report, (*path, key)) for key, path in EXTRA_COLUMNS.items()):
             return report
     model = EmotionRankCLAP.from_checkpoint(run_dir / "checkpoint")
     report = evaluate(model, manifest, "test", eval_config, cache, progress=False)
@@ -95,50 +111,112 @@ def run_one(manifest: Manifest, system: str, seed: int, base: TrainConfig, eval_
     return report
 
 
-def _values(report: dict, path: tuple[str, ...]) -> np.ndarray:
+def _per_seed(report: dict, path: tuple[str, ...]) -> float:
+    """One trained model's score: the mean over its trials / lists, or the scalar itself (recall, CCC)."""
     node = report
     for key in path:
         node = node[key]
-    return np.asarray(node["values"], dtype=float)
+    return float(np.mean(node["values"])) if isinstance(node, dict) else float(node)
 
 
-def summarise(reports: dict[str, list[dict]]) -> dict:
-    """Pooled statistics and significance per system and metric from {system: [report per seed]}."""
-    out: dict = {"systems": {}, "test": f"two-tailed paired t-test, alpha {ALPHA}"}
-    pooled = {s: {m: np.concatenate([_values(r, METRICS[m][0]) for r in rs]) for m in METRICS}
-              for s, rs in reports.items()}
-    for s, rs in reports.items():
-        row = {"title": get_system(s).title, "va_captions": get_system(s).va_captions, "seeds": len(rs)}
-        for m, (_, lower, _) in METRICS.items():
-            row[m] = {**mean_std(pooled[s][m]), "values": pooled[s][m].tolist()}
-        for col, path in EXTRA_COLUMNS.items():
-            row[col] = mean_std([r[path[0]][col] for r in rs])
-        out["systems"][s] = row
-    for table, members in (("table1", [s for s in reports if get_system(s).va_captions]), ("table2", list(reports))):
-        for m in (("mmd", "wasserstein") if table == "table1" else ("aoc", "voc")):
-            lower = METRICS[m][1]
-            for s in members:
-                tests = {o: paired_test(pooled[s][m], pooled[o][m], TEST) for o in members if o != s}
-                better = [_better(pooled[s][m], pooled[o][m], t, lower) for o, t in tests.items()]
-                cell = out["systems"][s][m]
-                cell.setdefault("significance", {})[table] = {
-                    "best": bool(better) and all(better), "p": {o: t["p"] for o, t in tests.items()}}
+def _cell_stats(per_seed: Sequence[float], within: Sequence[dict] = ()) -> dict:
+    """Mean +- std across seeds; for the protocol's metrics also the mean within-model std of trials / lists."""
+    out = {**mean_std(per_seed), "seeds": [float(v) for v in per_seed]}
+    if within:
+        out["within_std"] = float(np.mean([np.std(w["values"], ddof=1) if len(w["values"]) > 1 else 0.0
+                                           for w in within]))
     return out
 
 
+def summarise(reports: dict[str, list[dict]], test: str = SEED_TEST, reference: str = REFERENCE) -> dict:
+    """Statistics and significance per system and metric from {system: [report per seed]}.
+
+    The unit is the trained model: each seed's report is reduced to one number per metric (its mean over the
+    evaluation's trials or lists), and systems are compared with ``test`` over those numbers (``seed_test``). A
+    system needs at least ``MIN_SEEDS`` seeds to be starred; with fewer no test is run. ``versus`` holds every
+    system's difference from ``reference`` (CLAP-SCE (A-V) by default) on the headline and label-recall metrics.
+    """
+    n_seeds = {s: len(rs) for s, rs in reports.items()}
+    can_test = bool(n_seeds) and min(n_seeds.values()) >= MIN_SEEDS
+    out: dict = {"systems": {}, "test": SEED_TESTS_TEXT[test], "alpha": ALPHA, "min_seeds": MIN_SEEDS,
+                 "seeds": n_seeds, "tested": can_test}
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    for s, rs in reports.items():
+        row = {"title": get_system(s).title, "va_captions": get_system(s).va_captions, "seeds": len(rs)}
+        scores[s] = {}
+        for m, (path, _, _) in {**METRICS, **{c: (p + (c,), False, c) for c, p in EXTRA_COLUMNS.items()}}.items():
+            present = [r for r in rs if _has(r, path)]
+            if len(present) < len(rs):
+                continue  # an older report without this key (e.g. label-level recall): leave the column empty
+            scores[s][m] = np.array([_per_seed(r, path) for r in rs])
+            row[m] = _cell_stats(scores[s][m], [_node(r, path) for r in rs] if m in METRICS else ())
+        out["systems"][s] = row
+    for table, members in (("table1", [s for s in reports if get_system(s).va_captions]), ("table2", list(reports))):
+        for m in (("mmd", "wasserstein") if table == "table1" else ("aoc", "voc")):
+            for s in members:
+                tests = {o: seed_test(scores[s][m], scores[o][m], test) for o in members if o != s} if can_test else {}
+                better = [_better(scores[s][m], scores[o][m], t, METRICS[m][1]) for o, t in tests.items()]
+                out["systems"][s][m].setdefault("significance", {})[table] = {
+                    "best": bool(better) and all(better), "p": {o: t["p"] for o, t in tests.items()}}
+    if reference in reports:
+        out["versus"] = {"reference": reference, "systems": {}}
+        for s in reports:
+            if s == reference:
+                continue
+            cells = {}
+            for m in VERSUS_METRICS:
+                if m not in scores[s] or m not in scores[reference]:
+                    continue
+                lower = METRICS[m][1] if m in METRICS else False
+                t = seed_test(scores[s][m], scores[reference][m], test) if can_test else None
+                cells[m] = {"diff": float(scores[s][m].mean() - scores[reference][m].mean()),
+                            "p": None if t is None else t["p"],
+                            "better": t is not None and _better(scores[s][m], scores[reference][m], t, lower)}
+            out["versus"]["systems"][s] = cells
+    return out
+
+
+def _node(report: dict, path: tuple[str, ...]):
+    for key in path:
+        report = report[key]
+    return report
+
+
+def _has(report: dict, path: tuple[str, ...]) -> bool:
+    try:
+        _node(report, path)
+    except (KeyError, TypeError):
+        return False
+    return True
+
+
 def _better(a: np.ndarray, b: np.ndarray, test: dict, lower_is_better: bool) -> bool:
-    diff = float(np.mean(a - b))
+    diff = float(np.mean(a) - np.mean(b))
     return test["p"] < ALPHA and (diff < 0 if lower_is_better else diff > 0)
 
 
 def _cell(row: dict, metric: str, table: str, digits: int = 3) -> str:
-    c = row[metric]
+    c = row.get(metric)
+    if c is None:
+        return "–"
     star = "*" if c.get("significance", {}).get(table, {}).get("best") else ""
     return f"{star}{c['mean']:.{digits}f} ± {c['std']:.{digits}f}"
 
 
+def _caption(summary: dict) -> str:
+    seeds = sorted(set(summary["seeds"].values()))
+    n = "/".join(map(str, seeds))
+    text = (f"Mean ± std across {n} trained model(s) (seeds) per system; each model's score is its mean over the "
+            f"protocol's trials (alignment) or lists (ordinality).")
+    if summary["tested"]:
+        return text + (f" * = significantly better than every other system in the same table "
+                       f"({summary['test']}, two-tailed, p < {summary['alpha']}, seed as the unit).")
+    return text + f" No significance marks: a test needs at least {summary['min_seeds']} seeds per system."
+
+
 def markdown(summary: dict, command: str = "") -> str:
-    """Tables laid out like the paper's (Table 1: alignment of the V-A-caption systems; Table 2: ordinality)."""
+    """Tables laid out like the paper's (Table 1: alignment of the V-A-caption systems; Table 2: ordinality), then
+    how each system differs from the reference system."""
     systems = summary["systems"]
     lines = []
     if command:
@@ -150,24 +228,41 @@ def markdown(summary: dict, command: str = "") -> str:
         lines += [f"| {systems[s]['title']} | {_cell(systems[s], 'mmd', 'table1', 4)} | "
                   f"{_cell(systems[s], 'wasserstein', 'table1', 4)} |" for s in t1]
         lines.append("")
-    extra = list(EXTRA_COLUMNS)
-    lines += ["**Table 2: cross-modal emotion ordinality** (+ retrieval recall@k and V-A estimation CCC)", "",
-              "| Method | AOC (KT) ↑ | VOC (KT) ↑ | " + " | ".join(extra) + " |",
+    extra = [c for c in EXTRA_COLUMNS if any(c in r for r in systems.values())]
+    lines += ["**Table 2: cross-modal emotion ordinality** (+ retrieval recall@k, pair-exact and label-level, and "
+              "V-A estimation CCC)", "",
+              "| Method | AOC (KT) ↑ | VOC (KT) ↑ | " + " | ".join(COLUMN_TITLES.get(c, c) for c in extra) + " |",
               "|---|---|---|" + "---|" * len(extra)]
-    for s, r in systems.items():
-        cells = [f"{r[c]['mean']:.3f}" for c in extra]
+    for r in systems.values():
+        cells = [f"{r[c]['mean']:.3f}" if c in r else "–" for c in extra]
         lines.append(f"| {r['title']} | {_cell(r, 'aoc', 'table2')} | {_cell(r, 'voc', 'table2')} | "
                      + " | ".join(cells) + " |")
-    n_seeds = {r["seeds"] for r in systems.values()}
-    lines += ["", f"Mean ± std over the pooled trials (alignment) and lists (ordinality) of {'/'.join(map(str, n_seeds))}"
-              f" seed(s). * = significantly better than every other system in the table ({summary['test']})."]
+    lines += ["", _caption(summary)]
+    versus = summary.get("versus")
+    if versus and summary["tested"]:
+        ref = systems[versus["reference"]]["title"]
+        lines += ["", f"**Against {ref}** (difference of means across seeds; p of the {summary['test']}; "
+                  "bold = significantly better)", "",
+                  "| Method | " + " | ".join(COLUMN_TITLES.get(m, m) for m in VERSUS_METRICS) + " |",
+                  "|---|" + "---|" * len(VERSUS_METRICS)]
+        for s, cells in versus["systems"].items():
+            row = []
+            for m in VERSUS_METRICS:
+                c = cells.get(m)
+                if c is None:
+                    row.append("–")
+                    continue
+                text = f"{c['diff']:+.3f} (p={c['p']:.2g})"
+                row.append(f"**{text}**" if c["better"] else text)
+            lines.append(f"| {systems[s]['title']} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
 def compare(manifest: Manifest, systems: str | Sequence[str], seeds: int, out_dir: str | os.PathLike,
             base: TrainConfig | None = None, eval_config: EvalConfig | None = None,
             cache: FeatureCache | None = None, retrain: bool = False, stop: threading.Event | None = None,
-            on_event: Callable[[dict], None] | None = None, progress: bool = True, command: str = "") -> dict:
+            on_event: Callable[[dict], None] | None = None, progress: bool = True, command: str = "",
+            test: str = SEED_TEST) -> dict:
     """Train and evaluate each system for seeds 0..seeds-1; write comparison.{json,md} and figures; return the
     summary. Stopping (stop.set()) keeps every finished run; a re-run picks up from there."""
     names = resolve_systems(systems)
@@ -198,7 +293,7 @@ def compare(manifest: Manifest, systems: str | Sequence[str], seeds: int, out_di
     finally:
         if bar is not None:
             bar.close()
-    summary = summarise(reports)
+    summary = summarise(reports, test)
     summary["config"] = {"train": asdict(base), "eval": asdict(eval_config), "seeds": seeds, "systems": names}
     write_outputs(summary, out_dir, command)
     return summary

@@ -8,7 +8,12 @@ the lowest validation loss. The logit scale is clamped to at most 100 and kept o
 
 Progress is reported as plain dict events (`on_event`), so a CLI prints them and a UI streams them. A
 `threading.Event` passed as `stop` ends training after the current step; the best checkpoint so far is then saved
-(always a valid folder, written atomically). `resume=True` continues from `out_dir/train_state.pt`.
+(always a valid folder, written atomically). `resume=True` continues from `out_dir/train_state.safetensors`.
+
+The resumable state is one safetensors file: the tensors (heads, Adam moments, best heads so far, the shuffling
+generator's state as uint8) plus a JSON document in its metadata (configuration, history, epoch, optimiser
+hyper-parameters). Nothing is unpickled (DESIGN.md §7.4), so a crafted state file cannot run code; a truncated or
+foreign file raises :class:`ResumeStateError`, and a `train_state.pt` from older versions (a pickle) is refused.
 """
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ import json
 import math
 import os
 import random
+import re
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -33,8 +40,13 @@ from emorank.losses import build_loss
 from emorank.model import EmotionRankCLAP, FeatureNormaliser, ModelConfig
 from emorank.systems import PreparedData, get_system, prepare_data
 
-STATE_FILE = "train_state.pt"
+STATE_FILE = "train_state.safetensors"
+LEGACY_STATE_FILE = "train_state.pt"  # pickled by emorank <= 0.x; refused, never loaded
+STATE_FORMAT = "emorank-train-state"
+STATE_VERSION = 1
 HISTORY_FILE = "history.json"
+MAX_EPOCHS = 10000
+MAX_BATCH_SIZE = 8192  # the losses build batch x batch matrices; 8192^2 floats is 256 MB per matrix
 
 EventFn = Callable[[dict], None]
 
@@ -70,9 +82,77 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first field outside its allowed range; cheap, loads nothing."""
+        from emorank.encoders import AUDIO_ENCODERS, TEXT_ENCODERS
+        from emorank.losses import LOSSES
+        from emorank.systems import CAPTION_BUILDERS, SYSTEMS
+
+        _check_name("system", self.system, SYSTEMS)
+        if self.loss is not None:
+            _check_name("loss", self.loss, LOSSES)
+        if self.captions is not None:
+            _check_name("captions", self.captions, CAPTION_BUILDERS)
+        _check_name("audio_encoder", self.audio_encoder, AUDIO_ENCODERS)
+        _check_name("text_encoder", self.text_encoder, TEXT_ENCODERS)
+        _check_name("audio_norm", self.audio_norm, ("auto", "speaker", "global", "none"))
+        for name in ("loss_kwargs", "audio_encoder_kwargs", "text_encoder_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a dict of keyword arguments, got {getattr(self, name)!r}")
+        _check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        _check_int("batch_size", self.batch_size, 2, MAX_BATCH_SIZE,
+                   why=" (a contrastive batch needs two pairs; the losses build batch x batch matrices)")
+        _check_int("embed_dim", self.embed_dim, 1, 8192)
+        _check_int("seed", self.seed, 0, 2**32 - 1)
+        _check_int("caption_seed", self.caption_seed, 0, 2**32 - 1)
+        if self.workers is not None:
+            _check_int("workers", self.workers, 1, 256)
+        _check_float("lr", self.lr, 0.0, 1.0, "greater than 0 and less than 1")
+        if self.scale_lr is not None:
+            _check_float("scale_lr", self.scale_lr, 0.0, 1.0, "greater than 0 and less than 1")
+        _check_float("weight_decay", self.weight_decay, None, None, "0 or more", min_inclusive=0.0)
+        _check_float("temperature_init", self.temperature_init, 0.0, None, "greater than 0")
+        _check_float("max_logit_scale", self.max_logit_scale, None, None, "1 or more", min_inclusive=1.0)
+        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise ConfigError(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
+
+
+class ConfigError(ValueError):
+    """A :class:`TrainConfig` field is outside its allowed range; the message names the field and the range."""
+
+
+def _check_name(field_name: str, value, valid) -> None:
+    if not isinstance(value, str) or value not in valid:
+        raise ConfigError(f"unknown {field_name} {value!r}; valid {field_name} names: {', '.join(valid)}")
+
+
+def _check_int(field_name: str, value, low: int, high: int, why: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ConfigError(f"{field_name} must be a whole number from {low} to {high}{why}, got {value!r}")
+
+
+def _check_float(field_name: str, value, above: float | None, below: float | None, allowed: str,
+                 min_inclusive: float | None = None) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.number)) and math.isfinite(value)
+    ok = ok and (above is None or value > above) and (below is None or value < below)
+    ok = ok and (min_inclusive is None or value >= min_inclusive)
+    if not ok:
+        raise ConfigError(f"{field_name} must be a finite number {allowed}, got {value!r}")
+
 
 class ResumeMismatchError(ValueError):
-    """`resume=True` found a training state written with another configuration."""
+    """`resume=True` found a training state it cannot continue from; ``path`` is that file.
+
+    This class: the state was written with another configuration. :class:`ResumeStateError`: the file itself is
+    unusable (truncated, foreign, or a pickled state from an older version)."""
+
+    def __init__(self, path: str | os.PathLike, message: str) -> None:
+        self.path = Path(path)
+        super().__init__(message)
+
+
+class ResumeStateError(ResumeMismatchError):
+    """The resumable training state is truncated, corrupt, not an emorank state, or an old pickled one."""
 
 
 @dataclass
@@ -203,8 +283,11 @@ def validation_metrics(model: EmotionRankCLAP, tensors: _Tensors, max_rows: int 
 def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/model",
           cache: FeatureCache | None = None, on_event: EventFn | None = None, stop: threading.Event | None = None,
           resume: bool = False, progress: bool = True, data: PreparedData | None = None) -> TrainResult:
-    """Train one system on a manifest with train and dev splits; returns where the best checkpoint is."""
+    """Train one system on a manifest with train and dev splits; returns where the best checkpoint is.
+
+    Raises :class:`ConfigError` for an invalid configuration before anything is loaded."""
     config = config or TrainConfig()
+    config.validate()
     out_dir = Path(out_dir)
     device = local_device(resolve_device(config.device))
     dist = init_from_env(device)
@@ -222,10 +305,7 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
                                          progress)
         if stopped_teacher is not None:
             return stopped_teacher
-    for split in ("train", "dev"):
-        if (data.split == split).sum() < 2:
-            raise ValueError(f"the manifest needs at least two usable '{split}' rows to train; it has "
-                             f"{int((data.split == split).sum())} (splits present: {sorted(set(data.split))})")
+    _check_splits(manifest, data)
 
     seed_everything(config.seed)  # here, after data preparation, whose model loading may draw random numbers
     model = build_model(config, data).to(device)
@@ -242,14 +322,13 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
     best = {"epoch": -1, "val_loss": math.inf, "state": None}
     start_epoch = 0
     state_file = out_dir / STATE_FILE
+    if resume and (out_dir / LEGACY_STATE_FILE).exists() and not state_file.exists():
+        raise ResumeStateError(out_dir / LEGACY_STATE_FILE,
+                               f"cannot resume from {out_dir / LEGACY_STATE_FILE}: it is a pickled state from an "
+                               "older emorank, which is never loaded because unpickling can run code; start "
+                               "without --resume (resume=False) to retrain, or delete that file")
     if resume and state_file.is_file():
-        state = torch.load(state_file, map_location=device, weights_only=False)
-        if state["config"] != asdict(config):
-            raise ResumeMismatchError(f"cannot resume from {state_file}: it was written with another configuration")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+        history, best, start_epoch = _load_state(state_file, model, optimizer, generator, config)
         emit({"event": "resumed", "epoch": start_epoch})
 
     stopped = False
@@ -258,6 +337,7 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
     for epoch in range(start_epoch, config.epochs):
         model.train()
         losses = []
+        stop_after_epoch = False
         for step, idx in enumerate(batches(train_t.n, config.batch_size, generator, device)):
             loss = train_t.batch_loss(net, loss_fn, idx, dist)
             optimizer.zero_grad(set_to_none=True)
@@ -268,8 +348,12 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
             emit({"event": "step", "epoch": epoch, "step": step, "steps": steps_per_epoch, "loss": losses[-1],
                   "logit_scale": model.logit_scale.item()})
             if dist.any(stop is not None and stop.is_set(), device):
-                stopped = True
-                break
+                # A stop on the epoch's last step lets the epoch finish (validation, state); it only counts
+                # as "stopped" when epochs remain, so a stop that lands after the last step is a normal end.
+                if step + 1 < steps_per_epoch:
+                    stopped = True
+                    break
+                stop_after_epoch = True
         if stopped and not losses:
             break
         val = validation_loss(model, loss_fn, dev_t, config.batch_size)
@@ -284,6 +368,9 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
             break
         if dist.is_main:
             _save_state(state_file, model, optimizer, generator, config, history, best, epoch)
+        if stop_after_epoch and epoch + 1 < config.epochs:
+            stopped = True
+            break
 
     if best["state"] is None:  # stopped before the first step finished: keep the initial heads
         best = {"epoch": -1, "val_loss": math.nan, "state": copy.deepcopy(model.state_dict())}
@@ -351,11 +438,104 @@ def attach_teacher(data: PreparedData, system, config: TrainConfig, manifest: Ma
     return None
 
 
+def _check_splits(manifest: Manifest, data: PreparedData) -> None:
+    """Both training splits need two usable rows; the message counts the splits of the manifest as given (the
+    prepared data holds only train/dev rows that could be read) and says how to add the missing ones."""
+    from collections import Counter
+
+    for split in ("train", "dev"):
+        usable = int((data.split == split).sum())
+        if usable >= 2:
+            continue
+        given = Counter(manifest.split)
+        listed = ", ".join(f"{k or '(none)'}: {n}" for k, n in sorted(given.items())) or "no rows"
+        unreadable = f", {given[split] - usable} of them unreadable" if given[split] > usable else ""
+        raise ValueError(f"training needs at least two usable '{split}' rows but has {usable}{unreadable} "
+                         f"(the manifest's splits are {listed}); add 'train' and 'dev' rows, e.g. with "
+                         "emorank.datasets.speaker_disjoint_split, which keeps each speaker in one split")
+
+
 def _save_state(path: Path, model, optimizer, generator, config, history, best, epoch) -> None:
-    """Resumable state after each full epoch, written atomically."""
+    """Resumable state after each full epoch: tensors + JSON metadata in one safetensors file, written atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"best.{k}": v for k, v in best["state"].items()})
+    tensors["generator"] = generator.get_state()  # uint8
+    opt = optimizer.state_dict()
+    scalars: dict[str, dict] = {}
+    for idx, slots in opt["state"].items():
+        for name, value in slots.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{idx}.{name}"] = value
+            else:
+                scalars.setdefault(str(idx), {})[name] = value
+    meta = {"format": STATE_FORMAT, "version": STATE_VERSION, "config": asdict(config), "history": history,
+            "epoch": epoch, "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
+            "param_groups": opt["param_groups"], "optimizer_scalars": scalars}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                "config": asdict(config), "history": history, "best": best, "epoch": epoch}, tmp)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"emorank": json.dumps(meta)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_state(path: Path, model, optimizer, generator, config: TrainConfig) -> tuple[list[dict], dict, int]:
+    """Restore model, optimiser and generator from `_save_state`'s file; returns (history, best, next epoch).
+
+    Reads safetensors only (no pickle). Any problem with the file is a ResumeStateError naming it."""
+    from safetensors import SafetensorError, safe_open
+
+    def unusable(why: str) -> ResumeStateError:
+        return ResumeStateError(path, f"cannot resume from {path}: {why}; start without --resume (resume=False) "
+                                      "to retrain, or delete that file")
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta_text = (f.metadata() or {}).get("emorank")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise unusable("the file is truncated or not a safetensors training state") from err
+    try:
+        meta = json.loads(meta_text) if meta_text else {}
+    except json.JSONDecodeError as err:
+        raise unusable("its metadata is not valid JSON") from err
+    if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
+        raise unusable("it is not an emorank training state")
+    if meta.get("version") != STATE_VERSION:
+        raise unusable(f"it has state version {meta.get('version')!r}, this emorank reads {STATE_VERSION}")
+    if meta.get("config") != asdict(config):
+        raise ResumeMismatchError(path, f"cannot resume from {path}: it was written with another configuration")
+    try:
+        model.load_state_dict(_prefixed(tensors, "model."), strict=True)
+        best_state, live = _prefixed(tensors, "best."), model.state_dict()
+        if set(best_state) != set(live) or any(best_state[k].shape != live[k].shape for k in live):
+            raise ValueError("best heads differ from the model")
+        opt_state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                idx, name = key[len("optimizer."):].split(".", 1)
+                opt_state.setdefault(int(idx), {})[name] = value
+        for idx, slots in meta["optimizer_scalars"].items():
+            opt_state.setdefault(int(idx), {}).update(slots)
+        groups = [{k: tuple(v) if isinstance(live.get(k), tuple) else v for k, v in saved.items()}
+                  for saved, live in zip(meta["param_groups"], optimizer.param_groups)]
+        if len(groups) != len(optimizer.param_groups):
+            raise ValueError("optimiser parameter groups differ")
+        optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+        generator.set_state(tensors["generator"])
+        history, epoch = list(meta["history"]), int(meta["epoch"])
+        best = {"epoch": int(meta["best_epoch"]), "val_loss": float(meta["best_val_loss"]), "state": best_state}
+    except (KeyError, ValueError, TypeError, RuntimeError) as err:
+        raise unusable(f"its contents do not fit this model ({type(err).__name__})") from err
+    return history, best, epoch + 1
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 

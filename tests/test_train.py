@@ -5,8 +5,11 @@ import pytest
 import torch
 from scipy.stats import kendalltau
 
+from emorank.losses import build_loss
 from emorank.model import EmotionRankCLAP
-from emorank.train import ResumeMismatchError, TrainConfig, batches, train
+from emorank.systems import get_system
+from emorank.train import (ResumeMismatchError, TrainConfig, _Tensors, batches, build_model, seed_everything, train,
+                           validation_loss)
 
 from conftest import make_prepared
 
@@ -35,11 +38,24 @@ def test_rnc_training_improves_validation_loss_and_ordinality(prepared, tmp_path
     assert hist[-1]["val_rank_tau"] > hist[0]["val_rank_tau"]  # similarity follows label distance better
 
 
+def initial_val_loss(prepared, **kw) -> float:
+    """Validation loss of the untrained heads `train` starts from (same seed, same loss), before any step."""
+    cfg = TrainConfig(**{"batch_size": 32, "device": "cpu", **kw})
+    system = get_system(cfg.system)
+    seed_everything(cfg.seed)
+    model = build_model(cfg, prepared)
+    dev = _Tensors(model, prepared, "dev", torch.device("cpu"))
+    return validation_loss(model, build_loss(system.loss, **system.loss_kwargs), dev, cfg.batch_size)
+
+
 @pytest.mark.parametrize("system", ["emotionrankclap", "clap-sce-av"])
 def test_each_system_improves_its_own_validation_loss(prepared, tmp_path, system):
+    # Measured: 2.546 -> 2.470 (emotionrankclap), 3.459 -> 3.286 (clap-sce-av) in 4 epochs at lr 1e-3; with a
+    # learning rate of ~0 the loss stays exactly at its initial value and both assertions fail.
+    before = initial_val_loss(prepared, system=system)
     result = fit(prepared, tmp_path, system=system, epochs=4)
-    assert result.best_val_loss < result.history[0]["val_loss"] or result.best_epoch == 0
-    assert min(h["val_loss"] for h in result.history) < result.history[0]["val_loss"] + 1e-9
+    assert result.best_val_loss < 0.99 * before
+    assert result.history[-1]["val_loss"] < result.history[0]["val_loss"] < before
 
 
 def test_same_seed_same_numbers(prepared, tmp_path):
@@ -107,7 +123,7 @@ def test_too_few_rows_is_a_clear_error(tmp_path):
 
 
 def test_unknown_system_and_loss_names_are_listed(prepared, tmp_path):
-    with pytest.raises(ValueError, match="valid systems: .*emotionrankclap"):
+    with pytest.raises(ValueError, match="valid system names: .*emotionrankclap"):
         fit(prepared, tmp_path, system="nope")
     with pytest.raises(ValueError, match="rnc"):
         fit(prepared, tmp_path, loss="nope")
