@@ -2,6 +2,10 @@
 
     python app.py                 # first start builds the synthetic demo corpus + feature cache (about 2 min)
     python app.py --port 7861 --data /path/to/data
+    python app.py --host 0.0.0.0  # reachable from the network: collections from server paths are then refused
+
+Collections from server paths ("Add a collection") are accepted only when the app listens on loopback
+(127.0.0.1, the default), or with --allow-local-paths (optionally confined with --local-root DIR).
 
 Layout and wiring only: the handlers live in emorank/ui.py, the work in the emorank library.
 """
@@ -13,7 +17,7 @@ import threading
 
 import gradio as gr
 
-from emorank.demo import ANALYSE_MAX_SECONDS, DEMO_ALL, DEMO_TEST, Workspace, ensure_demo
+from emorank.demo import ANALYSE_MAX_SECONDS, DEMO_ALL, DEMO_TEST, Workspace, ensure_demo, local_paths_policy
 from emorank.jobs import TrainingJobs
 from emorank.systems import SYSTEMS
 from emorank.ui import (ANALYSE_K, HIT_HEADERS, MAX_K, NONE, REPORT_HEADERS, STRIP_VALUES, Handlers, example_captions,
@@ -166,7 +170,7 @@ def build_app(h: Handlers) -> gr.Blocks:
                                scale=3)
             refresh = gr.Button("⟳ Refresh lists", size="sm", scale=1)
         with gr.Accordion("Add a collection: a manifest CSV (labelled) or a folder of audio (labels unknown)",
-                          open=False):
+                          open=False, visible=h.ws.allow_local_paths):  # the handler refuses server paths itself
             with gr.Row():
                 new_path = gr.Textbox(label="Path on the server", scale=3)
                 new_name = gr.Textbox(label="Name (optional)", scale=1)
@@ -213,15 +217,16 @@ def build_app(h: Handlers) -> gr.Blocks:
     return demo
 
 
-def create(data_dir: str | None = None, allow_local_paths: bool | None = None, warm: bool = True,
-           **demo_kwargs) -> tuple[gr.Blocks, Handlers]:
-    """Bootstrap the demo data (see emorank.demo.ensure_demo), then build the app and its handlers."""
+def create(data_dir: str | None = None, allow_local_paths: bool = False, local_roots: list[str] | None = None,
+           warm: bool = True, **demo_kwargs) -> tuple[gr.Blocks, Handlers]:
+    """Bootstrap the demo data (see emorank.demo.ensure_demo), then build the app and its handlers.
+
+    `allow_local_paths`: whether "Add a collection" takes server paths (under `local_roots`, default every
+    folder); off by default, see emorank.demo.local_paths_policy for who may turn it on."""
     from emorank.train import train
 
     assets = ensure_demo(data_dir, **demo_kwargs)
-    if allow_local_paths is None:
-        allow_local_paths = not os.environ.get("SPACE_ID")  # never browse server folders on a public Space
-    ws = Workspace(assets, allow_local_paths=allow_local_paths)
+    ws = Workspace(assets, allow_local_paths=allow_local_paths, local_roots=local_roots)
     jobs = TrainingJobs(on_checkpoint=ws.add_checkpoint, runner=gpu(train), cache_path=assets.cache_path)
     h = Handlers(ws, jobs)
     if warm and h.default_checkpoint():
@@ -256,10 +261,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--data", help="data folder (default: $EMORANK_DATA or ./data/demo)")
     parser.add_argument("--checkpoints", nargs="+", help="folders of shipped checkpoints (default: ./checkpoints)")
-    parser.add_argument("--no-local-paths", action="store_true", help="refuse collections from server paths")
+    paths = parser.add_mutually_exclusive_group()
+    paths.add_argument("--no-local-paths", action="store_true", help="refuse collections from server paths")
+    paths.add_argument("--allow-local-paths", action="store_true",
+                       help="accept collections from server paths even when the app is reachable from the network "
+                            "(default: only when it listens on loopback); see --local-root")
+    parser.add_argument("--local-root", action="append", metavar="DIR",
+                        help="accept server paths only under DIR (repeatable; default: every folder)")
     args = parser.parse_args()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    demo, h = create(args.data, allow_local_paths=False if args.no_local_paths else None,
+    allowed = local_paths_policy(args.host, opt_in=args.allow_local_paths, opt_out=args.no_local_paths)
+    demo, h = create(args.data, allow_local_paths=allowed, local_roots=args.local_root,
                      checkpoint_dirs=args.checkpoints)
     launch(demo, h, server_name=args.host, server_port=args.port)
 

@@ -35,10 +35,143 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au
 ANALYSE_MAX_SECONDS = 30.0  # uploads longer than this are refused (the encoders see 10 s anyway)
 ANALYSE_MIN_SECONDS = 0.3
 MAX_FOLDER_FILES = 5000
+STRIP_VALUES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)  # the ordinal strip: one clip per step (paper, Figure 3)
+ALL_LOCAL = (os.path.abspath(os.sep),)  # `local_roots` for a private app: every folder the server's user can read
+
+# What one request may ask for (a public app's visitors must not be able to make the server work for minutes).
+MAX_HITS = 50  # clips returned by one search
+MAX_ANALYSE_HITS = 20
+MAX_QUERY_CHARS = 500  # a caption; longer text is truncated by the text encoders anyway
+MAX_NAME_CHARS = 200  # a checkpoint, collection or run name
+MAP_POINTS = (10, 2000)  # clips drawn in an embedding map
+EVAL_TRIALS, EVAL_LISTS, MAX_EVAL_CHECKPOINTS = (2, 30), (10, 100), 4  # the paper's protocol: 30 trials, 100 lists
+VA_RANGE = (1.0, 7.0)
 
 
 class WorkspaceError(ValueError):
-    """A checkpoint or collection name, path or request the workspace cannot serve; the message says why."""
+    """A checkpoint or collection name, path or request the workspace cannot serve; the message says why.
+
+    Messages never contain absolute server paths or file contents: they are shown to the app's visitors."""
+
+
+# ------------------------------------------------------------------------------------------- argument bounds
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def whole(value, name: str, lo: int, hi: int) -> int:
+    """`value` as an int in [lo, hi] (whole floats and numeric strings accepted), else WorkspaceError."""
+    try:
+        if isinstance(value, bool) or value is None:
+            raise TypeError
+        number_ = float(value)
+        if not number_.is_integer():
+            raise ValueError
+        out = int(number_)
+    except (TypeError, ValueError, OverflowError):
+        raise WorkspaceError(f"{name} must be a whole number from {lo} to {hi} (got {_shown(value)})") from None
+    if not lo <= out <= hi:
+        raise WorkspaceError(f"{name} must be a whole number from {lo} to {hi} (got {out})")
+    return out
+
+
+def number(value, name: str, lo: float, hi: float, *, open_low: bool = False) -> float:
+    """`value` as a finite float in [lo, hi] ((lo, hi] with open_low), else WorkspaceError."""
+    bounds = f"{'above' if open_low else 'from'} {lo:g} {'and up' if open_low else ''} to {hi:g}".replace("  ", " ")
+    try:
+        if isinstance(value, bool) or value is None:
+            raise TypeError
+        out = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise WorkspaceError(f"{name} must be a number {bounds} (got {_shown(value)})") from None
+    if not (np.isfinite(out) and (lo < out if open_low else lo <= out) and out <= hi):
+        raise WorkspaceError(f"{name} must be a number {bounds} (got {_shown(value)})")
+    return out
+
+
+def text(value, name: str, max_chars: int = MAX_QUERY_CHARS, required: bool = True) -> str:
+    """`value` as a stripped string of at most `max_chars` characters (empty allowed unless required)."""
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise WorkspaceError(f"{name} must be text (got {_shown(value)})")
+    out = value.strip()
+    if required and not out:
+        raise WorkspaceError(f"{name} is empty")
+    if len(out) > max_chars or "\x00" in out:
+        raise WorkspaceError(f"{name} must be at most {max_chars} characters of text (got {len(out)})")
+    return out
+
+
+def choice(value, name: str, options) -> str:
+    """`value` when it is one of `options` (strings), else WorkspaceError listing them."""
+    options = list(options)
+    if not isinstance(value, str) or value not in options:
+        raise WorkspaceError(f"{name} must be one of {', '.join(options)} (got {_shown(value)})")
+    return value
+
+
+def names(value, name: str, max_items: int) -> list[str]:
+    """A list of 1..max_items distinct names (strings); a single string counts as a list of one."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise WorkspaceError(f"{name} must be a list of names (got {_shown(value)})")
+    out = list(dict.fromkeys(v for v in value if v.strip()))
+    if not out:
+        raise WorkspaceError(f"choose at least one of the {name}")
+    if len(out) > max_items:
+        raise WorkspaceError(f"choose at most {max_items} {name} at a time (got {len(out)})")
+    return out
+
+
+def confine(path, roots: Sequence[str], what: str = "path") -> Path:
+    """The absolute path of `path`, symbolic links resolved, when it lies inside one of `roots` (resolved folders);
+    WorkspaceError otherwise. Confinement is checked before existence, so a refusal says nothing about what exists
+    outside the roots; messages name the file only (never the folders above it)."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise WorkspaceError(f"give the {what}")
+    raw = str(path).strip()
+    if "\x00" in raw or len(raw) > 4096:
+        raise WorkspaceError(f"that {what} is not allowed on this server")
+    real = os.path.realpath(os.path.expanduser(raw))
+    if not any(_inside(real, root) for root in roots):
+        raise WorkspaceError(f"that {what} is outside the folders this server allows")
+    return Path(real)
+
+
+def _inside(real: str, root: str) -> bool:
+    return real == root or real.startswith(os.path.join(root, ""))
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a server bound to `host` can only be reached from this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host is None or str(host).strip().lower() == "localhost":
+        return host is not None
+    try:
+        return ipaddress.ip_address(str(host).strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def local_paths_policy(host: str | None, *, share: bool = False, opt_in: bool = False, opt_out: bool = False,
+                       environ=os.environ) -> bool:
+    """Whether an app may add collections from server paths: only when asked explicitly (`opt_in`), or by default
+    when it listens on loopback only, is not shared through a tunnel and is not a Hugging Face Space."""
+    if opt_out:
+        return False
+    if opt_in:
+        return True
+    public = share or environ.get("SPACE_ID") or environ.get("GRADIO_SHARE", "").lower() in ("1", "true")
+    return is_loopback(host) and not public
+
+
+def visible_name(path) -> str:
+    """What a message may show of a server path: its last component."""
+    return Path(str(path)).name or "(root)"
 
 
 # ------------------------------------------------------------------------------------------- bootstrap
@@ -228,17 +361,25 @@ class CollectionSource:
         return self.manifest.root
 
 
-def folder_manifest(folder: str | os.PathLike, max_files: int = MAX_FOLDER_FILES) -> Manifest:
-    """Every audio file under `folder` (recursively, sorted) as an unlabelled manifest (V-A = NaN)."""
+def folder_manifest(folder: str | os.PathLike, max_files: int = MAX_FOLDER_FILES,
+                    roots: Sequence[str] = ALL_LOCAL) -> Manifest:
+    """Every audio file under `folder` (recursively, sorted) as an unlabelled manifest (V-A = NaN); files whose
+    real path (symbolic links resolved) leaves `roots` are skipped. At most `max_files` are listed."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
-        raise WorkspaceError(f"{folder} is not a folder")
-    files = sorted(str(p.resolve()) for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        raise WorkspaceError(f"{visible_name(folder)} is not a folder")
+    files: list[str] = []
+    for p in folder.rglob("*"):
+        if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file():
+            real = os.path.realpath(p)
+            if any(_inside(real, root) for root in roots):
+                files.append(real)
+            if len(files) > max_files:
+                raise WorkspaceError(f"{visible_name(folder)} holds more audio files than a folder collection takes "
+                                     f"(at most {max_files}); write a manifest CSV for larger corpora")
+    files.sort()
     if not files:
-        raise WorkspaceError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) found under {folder}")
-    if len(files) > max_files:
-        raise WorkspaceError(f"{folder} holds {len(files)} audio files; a folder collection takes at most "
-                             f"{max_files} (write a manifest CSV for larger corpora)")
+        raise WorkspaceError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) found under {visible_name(folder)}")
     nan = np.full(len(files), np.nan)
     return Manifest(path=files, valence=nan, arousal=nan.copy(), root=str(folder.resolve()))
 
@@ -250,18 +391,31 @@ class Workspace:
     Args:
         assets: from `ensure_demo` (corpus, cache, checkpoint folders).
         max_indexes: retrieval indexes kept in memory (least recently used dropped first).
-        allow_local_paths: whether collections may be added from server paths (off on a public Space).
+        allow_local_paths: whether collections may be added from server paths. Off by default: whoever can reach
+            the app could otherwise list the server's folders and hear its audio files. Turn it on only for an app
+            that listens on loopback, or on purpose.
+        local_roots: the folders (symbolic links resolved) under which server paths are accepted when
+            `allow_local_paths` is on; default: every folder the server's user can read (`ALL_LOCAL`).
         workers: feature-extraction processes for new clips (default 1: a threaded server should not fork).
+        max_queries: free-text query embeddings kept in memory per checkpoint (`retrieval.QueryCache`).
+
+    Every method that takes a name, a path or a number from a caller checks it here (paths confined to the
+    allowed roots, numbers bounded), so whatever front end calls it (any Gradio handler, public or not, the CLI)
+    gets the same limits and the same readable `WorkspaceError`.
     """
 
-    def __init__(self, assets: DemoAssets, max_indexes: int = 8, allow_local_paths: bool = True,
-                 workers: int = 1) -> None:
+    def __init__(self, assets: DemoAssets, max_indexes: int = 8, allow_local_paths: bool = False,
+                 local_roots: Sequence[str | os.PathLike] | None = None, workers: int = 1,
+                 max_queries: int = 2048) -> None:
         from emorank.features import FeatureCache
 
         self.assets = assets
         self.max_indexes = max_indexes
         self.allow_local_paths = allow_local_paths
+        self.local_roots = [os.path.realpath(r) for r in (local_roots or ALL_LOCAL)] if allow_local_paths else []
+        self.upload_roots: list[str] = []  # where a front end stores uploads (see allow_uploads_from)
         self.workers = workers
+        self.max_queries = max_queries
         self.cache = FeatureCache(assets.cache_path)  # thread-safe: one connection behind a lock
         self._lock = threading.RLock()
         self._build_locks: dict[tuple, threading.Lock] = {}
@@ -269,11 +423,17 @@ class Workspace:
         self._models: dict[tuple, object] = {}
         self._indexes: OrderedDict[tuple, object] = OrderedDict()
         self._grids: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._queries: dict[tuple, object] = {}
         demo = read_csv_manifest(assets.manifest_path)
         self._collections: dict[str, CollectionSource] = {
-            DEMO_TEST: CollectionSource(DEMO_TEST, demo.split_of("test"), True, str(assets.manifest_path)),
-            DEMO_ALL: CollectionSource(DEMO_ALL, demo, True, str(assets.manifest_path)),
+            DEMO_TEST: CollectionSource(DEMO_TEST, demo.split_of("test"), True, "demo corpus (synthetic)"),
+            DEMO_ALL: CollectionSource(DEMO_ALL, demo, True, "demo corpus (synthetic)"),
         }
+
+    def allow_uploads_from(self, folder: str | os.PathLike) -> None:
+        """Accept files under `folder` in `analyse` (a front end's upload folder), whatever `local_roots` says."""
+        with self._lock:
+            self.upload_roots = sorted({*self.upload_roots, os.path.realpath(folder)})
 
     # ----------------------------------------------------------------------------- checkpoints
     def checkpoints(self) -> dict[str, Path]:
@@ -300,6 +460,8 @@ class Workspace:
         return key
 
     def checkpoint_path(self, name: str) -> Path:
+        if not isinstance(name, str) or not name.strip():
+            raise WorkspaceError(f"choose a checkpoint (got {_shown(name)})")
         with self._lock:
             if name not in self._checkpoints:
                 raise WorkspaceError(f"unknown checkpoint {name!r}; available: "
@@ -333,11 +495,11 @@ class Workspace:
         try:
             stamp = (path / "config.json").stat().st_mtime_ns
         except OSError as err:
-            raise WorkspaceError(f"checkpoint {name!r} at {path} cannot be read: {err.strerror}") from err
+            raise WorkspaceError(f"checkpoint {name!r} cannot be read: {err.strerror}") from err
         return name, path, stamp
 
     def _drop_cached(self, checkpoint: str) -> None:
-        for store in (self._models, self._indexes, self._grids):
+        for store in (self._models, self._indexes, self._grids, self._queries):
             for key in [k for k in store if k[0] == checkpoint]:
                 del store[key]
 
@@ -347,28 +509,48 @@ class Workspace:
             return dict(self._collections)
 
     def source(self, name: str) -> CollectionSource:
+        if not isinstance(name, str) or not name.strip():
+            raise WorkspaceError(f"choose a collection (got {_shown(name)})")
         with self._lock:
             if name not in self._collections:
                 raise WorkspaceError(f"unknown collection {name!r}; available: {', '.join(self._collections)}")
             return self._collections[name]
 
     def add_collection(self, path: str | os.PathLike, name: str | None = None) -> CollectionSource:
-        """Add a manifest CSV (labelled) or a folder of audio (unlabelled) under `name` (default: its file name)."""
+        """Add a manifest CSV (labelled) or a folder of audio (unlabelled) under `name` (default: its file name).
+
+        The path, and every clip it names, must lie inside `local_roots` (symbolic links resolved); refusals and
+        errors name the file, never the folders above it, and never quote the file's contents."""
+        from emorank.datasets import ManifestError
+
         if not self.allow_local_paths:
             raise WorkspaceError("adding collections from server paths is disabled on this deployment")
-        if not str(path or "").strip():
-            raise WorkspaceError("give the path of a manifest CSV or of a folder of audio files")
-        p = Path(str(path).strip()).expanduser()
+        if name is not None and not isinstance(name, str):
+            raise WorkspaceError(f"the collection name must be text (got {_shown(name)})")
+        p = confine(path, self.local_roots, "path of a manifest CSV or of a folder of audio files")
         if p.is_dir():
-            source = CollectionSource("", folder_manifest(p), False, str(p.resolve()))
+            source = CollectionSource("", folder_manifest(p, roots=self.local_roots), False,
+                                      f"folder {visible_name(p)}")
         elif p.is_file() and p.suffix.lower() == ".csv":
-            source = CollectionSource("", read_csv_manifest(p), True, str(p.resolve()))
+            try:
+                manifest = read_csv_manifest(p, check_files=False)
+            except (ManifestError, UnicodeDecodeError, OSError):
+                raise WorkspaceError(f"{p.name} is not a valid manifest CSV (columns path, valence, arousal; "
+                                     f"optional split, speaker, emotion)") from None
+            outside = sum(not any(_inside(os.path.realpath(f), r) for r in self.local_roots) for f in manifest.path)
+            if outside:
+                raise WorkspaceError(f"{p.name} names {outside} clip(s) outside the folders this server allows")
+            missing = sum(not os.path.isfile(f) for f in manifest.path)
+            if missing:
+                raise WorkspaceError(f"{p.name}: {missing} of its {len(manifest)} audio files are missing")
+            source = CollectionSource("", manifest, True, f"manifest {p.name}")
         elif p.exists():
-            raise WorkspaceError(f"{p} is neither a folder of audio nor a manifest .csv file")
+            raise WorkspaceError(f"{p.name} is neither a folder of audio nor a manifest .csv file")
         else:
-            raise WorkspaceError(f"{p} does not exist")
-        source.name = _unique(" ".join(str(name or p.stem or p.name).split())[:60], self.collections())
+            raise WorkspaceError(f"{p.name} does not exist")
+        label = " ".join(str(name or p.stem or p.name).split())[:60]
         with self._lock:
+            source.name = _unique(label, self._collections)
             self._collections[source.name] = source
         return source
 
@@ -398,7 +580,8 @@ class Workspace:
                 kept, emb = audio_embeddings(model, source.manifest, private, progress, workers=self.workers)
             if len(kept) == 0:
                 raise WorkspaceError(f"no clip of {collection!r} could be read; see the server log for reasons")
-            index = Collection(model, kept, emb, cache=self.cache, grid=self.grid(checkpoint))
+            index = Collection(model, kept, emb, cache=self.cache, grid=self.grid(checkpoint),
+                               queries=self.queries(checkpoint))
             with self._lock:
                 self._indexes[key] = index
                 while len(self._indexes) > self.max_indexes:
@@ -415,6 +598,44 @@ class Workspace:
             if key not in self._grids:
                 self._grids[key] = grid_embeddings(self.model(checkpoint), cache=self.cache)
             return self._grids[key]
+
+    def queries(self, checkpoint: str):
+        """The checkpoint's in-memory cache of query embeddings (`retrieval.QueryCache`), created with the slider
+        captions (`query_captions`) already embedded, in one batch from the feature cache."""
+        from emorank.retrieval import QueryCache
+
+        key = self._model_key(checkpoint)
+        with self._lock:
+            if key not in self._queries:
+                queries = QueryCache(self.model(checkpoint), self.max_queries, cache=self.cache)
+                queries.embed(query_captions())
+                self._queries[key] = queries
+            return self._queries[key]
+
+    # ----------------------------------------------------------------------------- bounded requests
+    def caption(self, valence, arousal) -> str:
+        """The V-A caption of a point on the 1..7 sliders (the wording `Collection.search_va` uses)."""
+        from emorank.captions import va_caption
+
+        v, a = number(valence, "valence", *VA_RANGE), number(arousal, "arousal", *VA_RANGE)
+        return va_caption(v, a, np.random.default_rng(0))
+
+    def search(self, checkpoint: str, collection: str, query: str, k=5, max_k: int = MAX_HITS,
+               progress: Callable[[int, int], None] | bool = False) -> tuple[object, list[dict]]:
+        """A caption's top-k clips of a collection: (index, hit records). Arguments checked and bounded."""
+        query = text(query, "the query caption")
+        k = whole(k, "k (clips to return)", 1, max_k)
+        index = self.index(checkpoint, collection, progress=progress)
+        return index, self.hit_records(index, index.search_text(query, k))
+
+    def neighbours(self, checkpoint: str, collection: str, axis: str, fixed) -> tuple[object, list[dict]]:
+        """The ordinal strip (one clip per step 1..7 along `axis`, the other axis at `fixed`): (index, records)."""
+        from emorank.retrieval import AXES
+
+        axis = choice(axis, "axis", AXES)
+        fixed = number(fixed, "the other axis's value", *VA_RANGE)
+        index = self.index(checkpoint, collection)
+        return index, self.hit_records(index, index.ordinal_neighbours(axis, fixed, STRIP_VALUES))
 
     def va_of(self, index, rows: Sequence[int] | np.ndarray) -> tuple[np.ndarray, bool]:
         """(valence, arousal) [M, 2] of index rows: the labels, or estimates from the embeddings when unknown.
@@ -462,6 +683,8 @@ class Workspace:
         from emorank.audio import TARGET_SR, load_audio
         from emorank.captions import va_caption
 
+        k = whole(k, "k (clips to return)", 1, MAX_ANALYSE_HITS)
+        path = confine(path, [*self.upload_roots, *self.local_roots, *self.allowed_roots()], "audio file")
         wav = load_audio(path, max_seconds=ANALYSE_MAX_SECONDS, min_seconds=ANALYSE_MIN_SECONDS)  # [T] 16 kHz
         index = self.index(checkpoint, collection)
         emb = index.model.encode_audio(wav)  # [1, D]

@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -54,6 +56,59 @@ def grid_embeddings(model: EmotionRankCLAP, step: float = 0.5, phrasings: int = 
     return grid, emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
 
+class QueryCache:
+    """Joint-space embeddings of query texts under one model, in memory, least recently used dropped first.
+
+    Queries are what visitors type, so they never go to the corpus feature cache on disk (which would grow with
+    every distinct query, forever). A text's raw features are read from `cache` when the corpus cache already has
+    them (e.g. the slider captions `ensure_demo` encodes), else encoded; nothing is ever written there.
+    Thread-safe; the text encoder runs one batch at a time (tokenizers are not re-entrant)."""
+
+    def __init__(self, model: EmotionRankCLAP, max_items: int = 2048, cache: FeatureCache | None = None) -> None:
+        if max_items < 1:
+            raise ValueError(f"max_items must be at least 1, got {max_items}")
+        self.model, self.max_items, self.cache = model, max_items, cache
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self._encode_lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings [N, D] of `texts` (L2-normalised), each distinct missing text computed once, in one batch."""
+        texts = list(texts)
+        with self._lock:
+            found = {t: self._items[t] for t in dict.fromkeys(texts) if t in self._items}
+            for t in found:
+                self._items.move_to_end(t)
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            found.update(zip(missing, self._compute(missing)))
+            with self._lock:
+                for t in missing:
+                    self._items[t] = found[t]
+                    self._items.move_to_end(t)
+                while len(self._items) > self.max_items:
+                    self._items.popitem(last=False)
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        return np.stack([found[t] for t in texts])
+
+    def _compute(self, texts: list[str]) -> np.ndarray:
+        from emorank.features import text_sha
+
+        enc = self.model.text_encoder
+        shas = [text_sha(t) for t in texts]
+        raw = self.cache.get_many(enc.fingerprint(), shas) if self.cache is not None else {}
+        new = [t for t, s in zip(texts, shas) if s not in raw]
+        if new:
+            with self._encode_lock:
+                raw.update(zip((text_sha(t) for t in new), enc.encode(new)))
+        return self.model.embed_text_features(np.stack([raw[s] for s in shas]))  # [N, D]
+
+
 @dataclass
 class Hit:
     row: int
@@ -73,10 +128,12 @@ class Collection:
 
     def __init__(self, model: EmotionRankCLAP, manifest: Manifest, audio_emb: np.ndarray,
                  cache: FeatureCache | None = None, seed: int = 0,
-                 grid: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """`grid`: the model's `grid_embeddings`, when the caller already has them (computed lazily otherwise)."""
+                 grid: tuple[np.ndarray, np.ndarray] | None = None, queries: QueryCache | None = None) -> None:
+        """`grid`: the model's `grid_embeddings`, when the caller already has them (computed lazily otherwise);
+        `queries`: the model's query-embedding cache, when shared between collections (a private one otherwise)."""
         self.model, self.manifest, self.audio_emb, self.cache, self.seed = model, manifest, audio_emb, cache, seed
         self._grid = grid
+        self.queries = queries if queries is not None else QueryCache(model, cache=cache)
 
     @classmethod
     def from_manifest(cls, model: EmotionRankCLAP, manifest: Manifest, cache: FeatureCache | None = None,
@@ -102,7 +159,7 @@ class Collection:
         """The k clips most cosine-similar to a caption."""
         if not text or not text.strip():
             raise ValueError("the query text is empty")
-        return self.search_embedding(text_embeddings(self.model, [text], self.cache)[0], k)
+        return self.search_embedding(self.queries.embed([text])[0], k)
 
     def search_va(self, valence: float, arousal: float, k: int = 5) -> tuple[str, list[Hit]]:
         """Caption built from a V-A point, and its k nearest clips."""
@@ -117,7 +174,7 @@ class Collection:
         values = list(values if values is not None else np.arange(1.0, 7.01, 1.0))
         points = [(v, fixed) if axis == "valence" else (fixed, v) for v in values]
         rng = np.random.default_rng(self.seed)
-        q = text_embeddings(self.model, [va_caption(v, a, rng) for v, a in points], self.cache)  # [L, D]
+        q = self.queries.embed([va_caption(v, a, rng) for v, a in points])  # [L, D]
         taken: set[int] = set()
         hits = []
         for row in q @ self.audio_emb.T:

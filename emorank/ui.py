@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 import traceback
@@ -22,15 +23,19 @@ from typing import Callable, Iterator
 import gradio as gr
 import numpy as np
 
-from emorank.demo import DEMO_ALL, DEMO_TEST, REPO_DIR, Workspace, WorkspaceError
+from emorank.demo import (ANALYSE_MAX_SECONDS, ANALYSE_MIN_SECONDS, DEMO_ALL, DEMO_TEST, EVAL_LISTS, EVAL_TRIALS,
+                          MAP_POINTS, MAX_EVAL_CHECKPOINTS, MAX_NAME_CHARS, REPO_DIR, STRIP_VALUES, Workspace,
+                          WorkspaceError, choice, names, number, text, visible_name, whole)
 from emorank.jobs import JobBusyError, TrainingJobs
 
 log = logging.getLogger(__name__)
 
 MAX_K = 8  # audio players in the Explore tab
-STRIP_VALUES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)  # the ordinal strip: one clip per step (paper, Figure 3)
 ANALYSE_K = 5
 NONE = "(none)"
+MAP_METHODS, MAP_COLOURS, SPLITS = ("pca", "umap"), ("modality", "valence", "arousal"), ("test", "dev", "train")
+# The Train tab's limits for visitors (tighter than the trainer's own: a public app shares one machine).
+MAX_EPOCHS, BATCH_SIZES, MAX_LR = 500, (2, 4096), 1.0
 
 
 # ------------------------------------------------------------------------------------------- plumbing
@@ -46,6 +51,38 @@ def gpu(fn: Callable | None = None, **kwargs) -> Callable:
     return wrap(fn) if fn is not None else wrap
 
 
+def public_message(err: Exception) -> str:
+    """One sentence a visitor can act on, for a library error: no server paths (a file is named by its last
+    component), no file contents, no parameter names of the Python API."""
+    from emorank.audio import AudioError, AudioLengthError, SilentAudioError
+    from emorank.datasets import ManifestError
+    from emorank.model import CheckpointError
+
+    if isinstance(err, AudioError):
+        name = visible_name(err.path)
+        if isinstance(err, SilentAudioError):
+            return f"{name}: silent audio, there is no speech to analyse; record or upload a clip with speech"
+        if isinstance(err, AudioLengthError) and "too long" in err.reason:
+            return f"{name}: too long; upload a clip of at most {ANALYSE_MAX_SECONDS:g} s (trim it first)"
+        if isinstance(err, AudioLengthError):
+            return f"{name}: too short; upload a clip of at least {ANALYSE_MIN_SECONDS:g} s of speech"
+        return f"{name}: not a readable audio file; upload a WAV, FLAC, OGG or MP3 file"
+    if isinstance(err, CheckpointError):
+        return "this checkpoint cannot be used here (its files are incomplete or do not match the encoders); " \
+               "choose another one"
+    if isinstance(err, ManifestError):
+        return "the collection's manifest is not valid; check it with `python -m emorank` before adding it"
+    return scrub(str(err))
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:])(?:/[^\s/'\"`,;:()\[\]]+)+/?")
+
+
+def scrub(message: str) -> str:
+    """`message` with every absolute path replaced by its last component (the server's layout stays private)."""
+    return _ABSOLUTE_PATH.sub(lambda m: visible_name(m.group(0).rstrip("/")), message)
+
+
 def friendly(fn: Callable) -> Callable:
     """Show known failures as a readable gr.Error (no traceback); log anything unexpected with its traceback.
 
@@ -53,10 +90,11 @@ def friendly(fn: Callable) -> Callable:
     def convert(err: Exception) -> gr.Error:
         if isinstance(err, gr.Error):
             return err
-        if isinstance(err, (ValueError, JobBusyError, FileNotFoundError, RuntimeError)):
-            return gr.Error(str(err), print_exception=False)
+        if isinstance(err, (ValueError, JobBusyError, FileNotFoundError)):
+            return gr.Error(public_message(err), print_exception=False)
         log.error("unexpected error in %s:\n%s", fn.__name__, traceback.format_exc())
-        return gr.Error(f"unexpected error ({type(err).__name__}): {err}", print_exception=False)
+        return gr.Error(f"unexpected error ({type(err).__name__}); the server log has the details",
+                        print_exception=False)
 
     if _is_generator(fn):
         @functools.wraps(fn)
@@ -134,8 +172,9 @@ class Handlers:
         self.ws = workspace
         self.jobs = jobs
         self.served = [os.path.realpath(r) for r in (served_roots or workspace.allowed_roots())]
-        self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="emorank-app-"))
+        self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix=OUTPUT_PREFIX))
         self.maps_dir = workspace.assets.data_dir / "maps"
+        workspace.allow_uploads_from(gr.utils.get_upload_folder())  # /analyse reads Gradio's uploads
 
     # ----------------------------------------------------------------------------- choices
     def default_checkpoint(self) -> str | None:
@@ -153,20 +192,22 @@ class Handlers:
         return [n for n, s in self.ws.collections().items() if s.labelled or not labelled_only]
 
     def refresh_checkpoints(self, current: str | None, a: str | None, b: str | None, chosen: list[str] | None):
-        """Updated choices for every checkpoint drop-down (values kept when still valid)."""
+        """Updated choices for every checkpoint drop-down (values kept when still valid, anything else dropped)."""
         self.ws.refresh_checkpoints()
         choices = self.checkpoint_choices()
-        names = [v for _, v in choices]
-        keep = lambda v: v if v in names else self.default_checkpoint()  # noqa: E731
+        known = [v for _, v in choices]
+        valid = lambda v: isinstance(v, str) and v in known  # noqa: E731
+        keep = lambda v: v if valid(v) else self.default_checkpoint()  # noqa: E731
+        chosen = [v for v in chosen if valid(v)] if isinstance(chosen, (list, tuple)) else []
         return (gr.update(choices=choices, value=keep(current)), gr.update(choices=choices, value=keep(a)),
-                gr.update(choices=[(NONE, NONE)] + choices, value=b if b in names + [NONE] else NONE),
-                gr.update(choices=choices, value=[v for v in (chosen or []) if v in names]))
+                gr.update(choices=[(NONE, NONE)] + choices, value=b if valid(b) else NONE),
+                gr.update(choices=choices, value=chosen))
 
     @friendly
     def add_collection(self, path: str, name: str):
         """Add a manifest CSV or a folder of audio: (all-collections list, labelled list x 2, note)."""
-        source = self.ws.add_collection(path, name or None)
-        note = (f"Added **{source.name}**: {len(source.manifest)} clips from `{source.origin}`"
+        source = self.ws.add_collection(path, text(name, "the collection name", MAX_NAME_CHARS, required=False) or None)
+        note = (f"Added **{source.name}**: {len(source.manifest)} clips from the {source.origin}"
                 + ("" if source.labelled else " (labels unknown: valence-arousal values shown are estimates)"))
         gr.Info(f"collection {source.name} added")
         labelled = gr.update(choices=self.collection_choices(labelled_only=True))
@@ -176,15 +217,12 @@ class Handlers:
     @friendly
     def caption(self, valence: float, arousal: float) -> str:
         """The V-A caption the sliders describe (the same wording retrieval uses)."""
-        from emorank.captions import va_caption
-        return va_caption(float(valence), float(arousal), np.random.default_rng(0))
+        return self.ws.caption(valence, arousal)
 
     def _search(self, checkpoint: str, collection: str, query: str, k: int, progress=None):
         if not checkpoint:
             raise WorkspaceError("no checkpoint is available yet: train one in the Train tab")
-        index = self.ws.index(checkpoint, collection, progress=_progress_fn(progress, "audio features"))
-        hits = index.search_text(query, int(min(max(k, 1), 50)))
-        return index, self.ws.hit_records(index, hits)
+        return self.ws.search(checkpoint, collection, query, k, progress=_progress_fn(progress, "audio features"))
 
     @friendly
     def explore(self, checkpoint: str, collection: str, query: str, valence: float, arousal: float, k: int,
@@ -192,7 +230,7 @@ class Handlers:
         """Caption -> top-k clips: (table, V-A plane, *MAX_K players)."""
         from emorank.viz import va_plane_figure
 
-        _, records = self._search(checkpoint, collection, query, k, progress)
+        _, records = self._search(checkpoint, collection, query, whole(k, "k (clips to show)", 1, MAX_K), progress)
         star = (valence, arousal) if query.strip() == self.caption(valence, arousal) else None
         fig = va_plane_figure(np.array([[r["valence"], r["arousal"]] for r in records]), query=star,
                               labels=[r["id"] for r in records],
@@ -211,9 +249,7 @@ class Handlers:
     @friendly
     def strip(self, checkpoint: str, collection: str, axis: str, fixed: float):
         """The ordinal-neighbours row: one clip per step along `axis` (note, *len(STRIP_VALUES) players)."""
-        index = self.ws.index(checkpoint, collection)
-        hits = index.ordinal_neighbours(axis, float(fixed), STRIP_VALUES)
-        records = self.ws.hit_records(index, hits)
+        _, records = self.ws.neighbours(checkpoint, collection, axis, fixed)
         other = "arousal" if axis == "valence" else "valence"
         players = [_player(r["file"], f"{axis} {q:.0f} → {r[axis]:.1f}", self.served)
                    for q, r in zip(STRIP_VALUES, records)]
@@ -225,38 +261,50 @@ class Handlers:
 
     def api_retrieve(self, checkpoint: str, collection: str = DEMO_TEST, query: str = "",
                      valence: float | None = None, arousal: float | None = None, k: int = 5) -> dict:
-        """Top-k clips for a caption (`query`), or for the caption of a (valence, arousal) point on 1..7."""
-        if not (query or "").strip():
-            if valence is None or arousal is None:
-                raise gr.Error("give a query caption, or both valence and arousal", print_exception=False)
-            query = self.caption(valence, arousal)
-        _, records = friendly(self._search)(checkpoint, collection, query, k)
-        return {"caption": query, "checkpoint": checkpoint, "collection": collection,
-                "hits": [self._with_url(r) for r in records]}
+        """Top-k clips (k: 1..50) for a caption (`query`), or for the caption of a (valence, arousal) point on
+        1..7."""
+        return friendly(self._retrieve)(checkpoint, collection, query, valence, arousal, k)
 
-    def _with_url(self, record: dict) -> dict:
-        """Adds "url" (relative to the app, e.g. /gradio_api/file=...) when the server serves the clip's file."""
+    def _retrieve(self, checkpoint, collection, query, valence, arousal, k) -> dict:
+        query = text(query, "the query caption", required=False)
+        if not query:
+            if valence is None or arousal is None:
+                raise WorkspaceError("give a query caption, or both valence and arousal")
+            query = self.caption(valence, arousal)
+        _, records = self._search(checkpoint, collection, query, k)
+        return {"caption": query, "checkpoint": checkpoint, "collection": collection,
+                "hits": [self._public(r) for r in records]}
+
+    def _public(self, record: dict) -> dict:
+        """A hit for the JSON API: the server's absolute "file" replaced by "url" (relative to the app, e.g.
+        /gradio_api/file=...) when the server serves the clip's file."""
         from urllib.parse import quote
 
+        out = {k: v for k, v in record.items() if k != "file"}
         if _under(record["file"], self.served):
-            return {**record, "url": f"/gradio_api/file={quote(record['file'])}"}
-        return record
+            out["url"] = f"/gradio_api/file={quote(record['file'])}"
+        return out
 
     # ----------------------------------------------------------------------------- analyse
     @friendly
     def api_analyse(self, audio: str | None, checkpoint: str, collection: str = DEMO_TEST, k: int = ANALYSE_K) -> dict:
         """Upload -> V-A estimate, nearest captions, nearest clips (JSON)."""
+        res = self._analyse(audio, checkpoint, collection, k)
+        return {**res, "clips": [self._public(c) for c in res["clips"]]}
+
+    def _analyse(self, audio, checkpoint, collection, k) -> dict:
         if not audio:
             raise gr.Error("upload or record a clip first", print_exception=False)
-        res = self.ws.analyse(audio, checkpoint, collection, int(min(max(k, 1), 20)))
-        return {**res, "clips": [self._with_url(c) for c in res["clips"]]}
+        if not isinstance(audio, str):
+            raise WorkspaceError("the clip must be an uploaded audio file")
+        return self.ws.analyse(audio, checkpoint, collection, k)
 
     @friendly
     def analyse(self, audio: str | None, checkpoint: str, collection: str):
         """(summary, V-A plane, captions table, clips table, *ANALYSE_K players)."""
         from emorank.viz import va_plane_figure
 
-        res = self.api_analyse(audio, checkpoint, collection, ANALYSE_K)
+        res = self._analyse(audio, checkpoint, collection, ANALYSE_K)
         clips = res["clips"]
         fig = va_plane_figure(np.array([[c["valence"], c["arousal"]] for c in clips]),
                               query=(res["valence"], res["arousal"]), labels=[c["id"] for c in clips],
@@ -276,6 +324,8 @@ class Handlers:
         from emorank.retrieval import text_embeddings
         from emorank.viz import embedding_map
 
+        method = choice(method, "method", MAP_METHODS)
+        max_points = whole(max_points, "max_points", *MAP_POINTS)
         index = self.ws.index(checkpoint, collection, progress=_progress_fn(progress, "audio features"))
         rows = np.arange(len(index))
         if len(rows) > max_points:
@@ -297,7 +347,7 @@ class Handlers:
     def api_embedding_map(self, checkpoint: str, collection: str = DEMO_TEST, method: str = "pca",
                           max_points: int = 600) -> dict:
         """2-D map (PCA or UMAP) of a checkpoint's audio and caption embeddings, with the modality-gap numbers."""
-        emap, la, lt, na, nt, _, _ = friendly(self._map)(checkpoint, collection, method, int(max_points))
+        emap, la, lt, na, nt, _, _ = friendly(self._map)(checkpoint, collection, method, max_points)
 
         def rows(coords, labels, names, key):
             return [{key: n, "x": round(float(x), 5), "y": round(float(y), 5), "valence": round(float(v), 3),
@@ -314,15 +364,18 @@ class Handlers:
         names = [c for c in (ckpt_a, ckpt_b) if c and c != NONE]
         if not names:
             raise WorkspaceError("choose a checkpoint")
+        names = [self.ws.checkpoint_path(c) and c for c in names]
+        method, colour = choice(method, "method", MAP_METHODS), choice(colour, "colour", MAP_COLOURS)
+        max_points = whole(max_points, "clips (at most)", *MAP_POINTS)
         figs, gaps, files = [], [], []
         out = Path(tempfile.mkdtemp(prefix="map-", dir=self.output_dir))
         for i, name in enumerate(dict.fromkeys(names)):
             progress(i / len(names), desc=f"{method.upper()} of {name}")
-            emap, la, lt, na, nt, audio, text = self._map(name, collection, method, int(max_points), progress)
+            emap, la, lt, na, nt, audio, text_ = self._map(name, collection, method, max_points, progress)
             figs.append(embedding_figure(emap, colour, la, lt, hover_audio=na, hover_text=nt, title=name))
             gaps.append([name, *(round(float(emap.gap[key]), 4) for key in ("mmd", "wasserstein", "centroid_distance")),
                          emap.gap["n_audio"]])
-            files += save_embeddings(out / f"embeddings-{_slug(name)}", audio, text,
+            files += save_embeddings(out / f"embeddings-{_slug(name)}", audio, text_,
                                      {"checkpoint": name, "collection": collection}, emb_map=emap,
                                      labels_audio=la, labels_text=lt, names_audio=na, names_text=nt)
         fig = side_by_side(figs, titles=list(dict.fromkeys(names))) if len(figs) > 1 else figs[0]
@@ -333,13 +386,22 @@ class Handlers:
     def api_train(self, collection: str = DEMO_ALL, system: str = "emotionrankclap", epochs: int = 15,
                   batch_size: int = 64, lr: float = 1e-4, seed: int = 0, name: str = "") -> dict:
         """Start a training job in the background (one at a time); returns its status. Poll training_status."""
-        return friendly(self._start)(collection, system, epochs, batch_size, lr, seed, name).to_dict()
+        return self._public_status(friendly(self._start)(collection, system, epochs, batch_size, lr, seed, name))
 
     def _start(self, collection, system, epochs, batch_size, lr, seed, name):
-        from emorank.systems import get_system
+        from emorank.systems import SYSTEMS
         from emorank.train import TrainConfig
 
-        get_system(system)
+        system = choice(system, "system", SYSTEMS)
+        config = TrainConfig(system=system, epochs=whole(epochs, "epochs", 1, MAX_EPOCHS),
+                             batch_size=whole(batch_size, "batch size", *BATCH_SIZES),
+                             lr=number(lr, "learning rate", 0.0, MAX_LR, open_low=True),
+                             seed=whole(seed, "seed", 0, 2**31 - 1),
+                             workers=1)  # no forked extraction workers inside a threaded server
+        validate = getattr(config, "validate", None)
+        if validate is not None:
+            validate()  # the trainer's own checks (emorank.train.ConfigError), shared with the CLI
+        name = text(name, "the run name", MAX_NAME_CHARS, required=False)
         source = self.ws.source(collection)
         if not source.labelled:
             raise WorkspaceError(f"collection {collection!r} has no valence-arousal labels; training needs a manifest")
@@ -347,27 +409,36 @@ class Handlers:
         if counts.get("train", 0) < 2 or counts.get("dev", 0) < 2:
             raise WorkspaceError(f"collection {collection!r} needs 'train' and 'dev' rows to train (it has "
                                  f"{dict(counts)}); choose '{DEMO_ALL}' or a manifest with splits")
-        if not (1 <= int(epochs) <= 500 and 2 <= int(batch_size) <= 4096 and 0 < float(lr) < 1):
-            raise WorkspaceError("epochs must be 1..500, batch size 2..4096 and the learning rate in (0, 1)")
         run, out_dir = self.ws.new_run_dir(name or f"{system}-{time.strftime('%Y%m%d-%H%M%S')}")
-        config = TrainConfig(system=system, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
-                             seed=int(seed), workers=1)  # no forked extraction workers inside a threaded server
         return self.jobs.start(source.manifest, config, out_dir, name=run)
 
     def api_training_status(self) -> dict:
-        """The current (or last) training job: state, progress, losses, checkpoint when finished."""
-        return self.jobs.status().to_dict()
+        """The current (or last) training job: state, progress, losses, checkpoint name when finished."""
+        return self._public_status(self.jobs.status())
 
     def api_stop_training(self) -> dict:
         """Stop the running job after its current step; it saves the best checkpoint so far."""
-        return self.jobs.stop().to_dict()
+        return self._public_status(self.jobs.stop())
+
+    def _public_status(self, status) -> dict:
+        """A job status for the JSON API: folders relative to the data folder ("runs/<name>/checkpoint"), the
+        error as a visitor's message."""
+        out = status.to_dict()
+        for key in ("out_dir", "checkpoint"):
+            if out[key]:
+                path = Path(out[key])
+                out[key] = str(path.relative_to(self.ws.assets.data_dir)) if path.is_relative_to(
+                    self.ws.assets.data_dir) else path.name
+        out["error"] = scrub(out["error"])
+        out["summary"] = scrub(out["summary"])
+        return out
 
     def start_training(self, collection, system, epochs, batch_size, lr, seed, name) -> str:
         """Train button: start, or explain why not (a running job is then followed instead)."""
         try:
             return self._start(collection, system, epochs, batch_size, lr, seed, name).summary()
         except (JobBusyError, ValueError) as err:
-            gr.Warning(str(err))
+            gr.Warning(public_message(err))
             return self.jobs.status().summary()
 
     @friendly
@@ -390,17 +461,19 @@ class Handlers:
     def _evaluate(self, checkpoints, collection, split, n_trials, n_lists, progress) -> dict:
         from emorank.evaluate import EvalConfig, evaluate
 
-        names = [c for c in (checkpoints or []) if c]
-        if not names:
-            raise WorkspaceError("choose at least one checkpoint to evaluate")
+        chosen = names(checkpoints, "checkpoints", MAX_EVAL_CHECKPOINTS)
+        for name in chosen:
+            self.ws.checkpoint_path(name)
+        split = choice(split, "split", SPLITS)
+        config = EvalConfig(n_trials=whole(n_trials, "alignment trials", *EVAL_TRIALS),
+                            n_lists=whole(n_lists, "ordinality lists", *EVAL_LISTS))
         source = self.ws.source(collection)
         if not source.labelled:
             raise WorkspaceError(f"collection {collection!r} has no labels; the paper's tests need a manifest")
-        config = EvalConfig(n_trials=int(n_trials), n_lists=int(n_lists))
         reports = {}
-        for i, name in enumerate(names):
+        for i, name in enumerate(chosen):
             if progress is not None:
-                progress(i / len(names), desc=f"evaluating {name}")
+                progress(i / len(chosen), desc=f"evaluating {name}")
             with _private_cache(self.ws) as cache:
                 reports[name] = evaluate(self.ws.model(name), source.manifest, split, config, cache, progress=False)
         return {"reports": reports, "table": _paper_tables(reports)}
@@ -421,13 +494,12 @@ class Handlers:
 
     # ----------------------------------------------------------------------------- lists
     def api_checkpoints(self) -> list[dict]:
-        """Available checkpoints: name, label, folder (no "path" key: gradio_client would try to download it)."""
+        """Available checkpoints: name and label (names, never server folders)."""
         self.ws.refresh_checkpoints()
-        return [{"name": n, "label": self.ws.checkpoint_label(n), "folder": str(p)}
-                for n, p in self.ws.checkpoints().items()]
+        return [{"name": n, "label": self.ws.checkpoint_label(n)} for n in self.ws.checkpoints()]
 
     def api_collections(self) -> list[dict]:
-        """Available collections: name, clips, labelled, origin."""
+        """Available collections: name, clips, labelled, origin (a description, never a server path)."""
         return [{"name": n, "clips": len(s.manifest), "labelled": s.labelled, "origin": s.origin}
                 for n, s in self.ws.collections().items()]
 
@@ -498,6 +570,9 @@ def theme_and_css() -> tuple[gr.themes.Base, str]:
     """The app's look (passed to launch(): Gradio 6 takes theme and css there)."""
     css = "#train-status code {letter-spacing: -1px}"
     return gr.themes.Soft(primary_hue="indigo"), css
+
+
+OUTPUT_PREFIX = "emorank-app-"
 
 
 def _slug(name: str) -> str:

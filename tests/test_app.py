@@ -36,7 +36,7 @@ def free_port() -> int:
 
 
 def make_handlers(assets) -> Handlers:
-    ws = Workspace(assets)
+    ws = Workspace(assets, allow_local_paths=True)
     return Handlers(ws, TrainingJobs(on_checkpoint=ws.add_checkpoint, cache_path=assets.cache_path))
 
 
@@ -132,7 +132,7 @@ def test_errors_are_readable_gradio_errors(h, tmp_path, monkeypatch):
         h.analyse(str(bad), "emotionrankclap", DEMO_TEST)
     with pytest.raises(gr.Error, match="needs 'train' and 'dev' rows"):
         h.api_train(collection=DEMO_TEST)
-    with pytest.raises(gr.Error, match="unknown system 'nope'; valid systems: .*emotionrankclap"):
+    with pytest.raises(gr.Error, match="system must be one of .*emotionrankclap .got 'nope'"):
         h.api_train(system="nope")
 
     def boom(*args, **kwargs):
@@ -248,7 +248,7 @@ def wait_for(client, predicate, timeout=90):
     raise AssertionError(f"training status never reached the expected state: {status}")
 
 
-def test_training_job_is_exclusive_stoppable_and_its_checkpoint_appears(client):
+def test_training_job_is_exclusive_stoppable_and_its_checkpoint_appears(client, server):
     started = client.predict(collection=DEMO_ALL, system="emotionrankclap", epochs=500, batch_size=16, lr=1e-3,
                              seed=0, name="api run", api_name="/train")
     assert started["active"] and started["name"] == "api-run"
@@ -260,8 +260,9 @@ def test_training_job_is_exclusive_stoppable_and_its_checkpoint_appears(client):
     assert len(during["hits"]) == 2  # exploring keeps working while the job runs
     client.predict(api_name="/stop_training")
     final = wait_for(client, lambda s: not s["active"])
-    assert final["state"] == "stopped" and final["checkpoint"].endswith("api-run/checkpoint")
-    assert EmotionRankCLAP.from_checkpoint(final["checkpoint"]).extra["stopped"] is True
+    assert final["state"] == "stopped" and final["checkpoint"] == "runs/api-run/checkpoint"  # no server paths
+    checkpoint = server[1].ws.assets.data_dir / final["checkpoint"]
+    assert EmotionRankCLAP.from_checkpoint(checkpoint).extra["stopped"] is True
     assert "runs/api-run" in [c["name"] for c in client.predict(api_name="/checkpoints")]
     res = client.predict(checkpoint="runs/api-run", collection=DEMO_TEST, query="The person is speaking softly.",
                          k=2, api_name="/retrieve")

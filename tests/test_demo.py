@@ -38,7 +38,7 @@ def assets(tmp_path_factory, demo_corpus, session_cache, trained_checkpoint):
 
 @pytest.fixture(scope="module")
 def ws(assets):
-    return Workspace(assets)
+    return Workspace(assets, allow_local_paths=True)
 
 
 def test_ensure_demo_builds_once_with_visible_progress(tmp_path, session_cache):
