@@ -977,3 +977,11 @@ def split_by_speakers(manifest: Manifest, assignment: Mapping[str, Iterable[str]
     out.split = [owner.get(spk, old) if (overwrite or not old) else old
                  for spk, old in zip(manifest.speaker, manifest.split)]
     return out
+
+
+def __getattr__(name: str):
+    # Lazy: emorank.data.hub imports `datasets` (slow) and this module; importing it here would be a cycle.
+    if name == "load_hf_dataset":
+        from emorank.data.hub import load_hf_dataset
+        return load_hf_dataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,3 +27,44 @@ def test_training_commands_split_a_manifest_without_splits_by_speaker(tmp_path, 
     given = out.subset(slice(None))
     given.split = ["train"] * 39 + [""]
     assert _with_splits(given, "train").split == given.split  # a manifest with splits is left alone
+
+
+def test_train_command_reads_a_local_hf_dataset(tmp_path):
+    """`python -m emorank train --hf-dataset <parquet folder>` end to end, in a subprocess, on 40 tiny clips."""
+    import io
+    import os
+    import subprocess
+    import sys
+
+    import soundfile as sf
+    from datasets import Audio, Dataset
+
+    rng = np.random.default_rng(0)
+    sr = 22050
+    t = np.arange(int(sr * 0.5)) / sr
+    for name, idx in (("train", range(0, 28)), ("validation", range(28, 34)), ("test", range(34, 40))):
+        clips, val, aro = [], [], []
+        for i in idx:
+            v, a = rng.uniform(0, 1, size=2)
+            x = (0.05 + 0.4 * a) * np.sin(2 * np.pi * (100 + 150 * v) * t) + 0.01 * rng.standard_normal(t.size)
+            buf = io.BytesIO()
+            sf.write(buf, x.astype(np.float32), sr, format="WAV")
+            clips.append({"bytes": buf.getvalue(), "path": f"{i}.wav"})
+            val.append(float(v))
+            aro.append(float(a))
+        ds = Dataset.from_dict({"audio": clips, "v": val, "a": aro, "who": [f"s{i % 8}" for i in idx]})
+        (tmp_path / "ds" / "data").mkdir(parents=True, exist_ok=True)
+        ds.cast_column("audio", Audio()).to_parquet(str(tmp_path / "ds" / "data" / f"{name}-00000-of-00001.parquet"))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [sys.executable, "-m", "emorank", "train", "--hf-dataset", str(tmp_path / "ds"), "--hf-valence", "v",
+           "--hf-arousal", "a", "--hf-scale", "0,1", "--hf-speaker", "who", "--hf-split-map", "validation=dev",
+           "--hf-cache", str(tmp_path / "hf"), "--cache", str(tmp_path / "features.sqlite"), "--out",
+           str(tmp_path / "run"), "--epochs", "2", "--batch-size", "16", "--workers", "1"]
+    out = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": repo}, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "epoch 2:" in out.stdout and (tmp_path / "run" / "checkpoint" / "config.json").is_file()
+    assert len(list((tmp_path / "hf" / "audio").rglob("*.wav"))) == 40
+    neither = subprocess.run([sys.executable, "-m", "emorank", "train", "--out", str(tmp_path / "x")], cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": repo}, capture_output=True, text=True, timeout=120)
+    assert neither.returncode != 0 and "--manifest CSV" in neither.stderr and "--hf-dataset" in neither.stderr

@@ -1,0 +1,1 @@
+"""Data plumbing that grows beside :mod:`emorank.datasets`: Hugging Face datasets (:mod:`emorank.data.hub`)."""
