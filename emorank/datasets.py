@@ -3,13 +3,14 @@
 A :class:`Manifest` holds absolute audio paths, labels on the paper's 1..7 scale (valence, arousal, optional
 dominance), and optional emotion category, speaker, gender, split and caption. Loaders:
 
+* ``load_hf_dataset`` (:mod:`emorank.data.hub`): any Hugging Face audio dataset, decoded once to 16 kHz WAVs;
 * ``csv``: any CSV with the header ``path,valence,arousal,dominance,emotion,speaker,gender,split,caption`` (only
   ``path``, ``valence`` and ``arousal`` required; relative paths resolve against the CSV's folder);
 * ``msp-podcast``: ``Labels/labels_consensus.csv`` + ``Audios/`` (EmoClass O and X dropped, as in the paper);
 * ``iemocap``: ``Session*/dialog/EmoEvaluation/*.txt``, V-A-D rescaled linearly from 1..5 to 1..7;
-* ``ravdess``, ``crema-d``, ``emodb``, ``tess``: categorical corpora labelled from their file names. Their valence-arousal
-  labels are a **proxy**: the NRC VAD Lexicon norm of the category word (Mohammad, ACL 2018) mapped to 1..7 with
-  ``1 + 6x``, moved towards neutral (:data:`NEUTRAL_VA`, the scale's centre) by an intensity factor (see
+* ``ravdess``, ``crema-d``, ``emodb``, ``tess``: categorical corpora labelled from their file names. Their
+  valence-arousal labels are a **proxy**: the NRC VAD Lexicon norm of the category word (Mohammad, ACL 2018)
+  mapped to 1..7 with ``1 + 6x``, moved towards neutral (:data:`NEUTRAL_VA`, the scale's centre) by an intensity factor (see
   :data:`INTENSITY_FACTORS`). Where a corpus gives per-emotion votes or scores (CREMA-D's crowd ratings), a clip
   sits at the vote-weighted mean of the category points instead (:func:`soft_category_va`).
 

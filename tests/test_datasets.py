@@ -11,8 +11,9 @@ import pytest
 import soundfile as sf
 
 from emorank.datasets import (CATEGORIES, CATEGORY_VA, CORPORA, INTENSITY_FACTORS, NEUTRAL_VA, Manifest,
-                              ManifestError, category_va, soft_category_va, load_corpus, load_crema_d, load_emodb, load_iemocap, load_msp_podcast,
-                              load_ravdess, load_tess, read_csv_manifest, speaker_disjoint_split, split_by_speakers)
+                              ManifestError, category_va, load_corpus, load_crema_d, load_emodb, load_iemocap,
+                              load_msp_podcast, load_ravdess, load_tess, read_csv_manifest, soft_category_va,
+                              speaker_disjoint_split, split_by_speakers)
 
 
 def make_wav(path, seed=0, seconds=0.1, sr=16000):

@@ -23,9 +23,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from emorank.datasets import (LABEL_MAX, LABEL_MIN, SPLITS, CATEGORY_VA, Manifest, ManifestError, category_va,
-                              normalise_emotion, normalise_gender, normalise_split, soft_category_va,
-                              INTENSITY_FACTORS, _clean_unknown)
+from emorank.datasets import (CATEGORY_VA, LABEL_MAX, LABEL_MIN, SPLITS, Manifest, ManifestError, _clean_unknown,
+                              _intensity, category_va, normalise_emotion, normalise_gender, normalise_split,
+                              soft_category_va)
 
 _METADATA = ("metadata.csv", "metadata.jsonl")
 
@@ -79,6 +79,7 @@ def load_hf_dataset(source: str | os.PathLike, *, audio: str = "audio", valence:
     used = {"audio": [audio], **_columns_used(label_cols), **{k: [v] for k, v in optional.items() if v}}
     _check_columns(source, parts, used)
     lo, hi = _check_scale(scale)
+    _intensity(None, intensity)  # an unknown level fails before any decoding
     rows: dict[str, list] = {k: [] for k in ("path", "valence", "arousal", "dominance", "emotion", "speaker",
                                              "gender", "split")}
     no_norm: dict[str, int] = {}
@@ -309,13 +310,13 @@ def _labels(record, features, cols, lo, hi, category_map, intensity, neutral, wh
     elif "scores" in cols or "score_columns" in cols:
         scores = {k: (0.0 if s is None else s) for k, s in _score_dict(record, cols, where).items()}
         try:
-            v, a, d = soft_category_va(scores, INTENSITY_FACTORS.get(intensity, 1.0), neutral=neutral)
+            v, a, d = soft_category_va(scores, _intensity(None, intensity), neutral=neutral)
         except ManifestError as err:
             raise ManifestError(f"{where}: {err}") from None
     else:
         if emotion not in CATEGORY_VA:
             return None
-        v, a, d = category_va(emotion, INTENSITY_FACTORS[intensity], neutral=neutral)
+        v, a, d = category_va(emotion, _intensity(None, intensity), neutral=neutral)
     return {"valence": v, "arousal": a, "dominance": d, "emotion": emotion}
 
 
