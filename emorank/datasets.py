@@ -11,8 +11,8 @@ dominance), and optional emotion category, speaker, gender, split and caption. L
 * ``ravdess``, ``crema-d``, ``emodb``, ``tess``: categorical corpora labelled from their file names. Their
   valence-arousal labels are a **proxy**: the NRC VAD Lexicon norm of the category word (Mohammad, ACL 2018)
   mapped to 1..7 with ``1 + 6x``, moved towards neutral (:data:`NEUTRAL_VA`, the scale's centre) by an intensity
-  factor (see :data:`INTENSITY_FACTORS`). Where a corpus gives per-emotion votes or scores (CREMA-D's crowd ratings), a clip
-  sits at the vote-weighted mean of the category points instead (:func:`soft_category_va`).
+  factor (see :data:`INTENSITY_FACTORS`). Where a corpus gives per-emotion votes or scores (CREMA-D's crowd
+  ratings), a clip sits at the vote-weighted mean of the category points instead (:func:`soft_category_va`).
 
 Canonical values: split in ``train``/``dev``/``test`` or ``""`` (common aliases such as ``Development``,
 ``validation`` or ``Test1`` are normalised); gender ``female``/``male``/``""``; emotion names from
