@@ -27,6 +27,10 @@ from torch import nn
 from torch.nn import functional as F
 
 CHECKPOINT_FORMAT = "emorank-checkpoint"
+# Fingerprint entries that only record a package version: a checkpoint stays usable across such upgrades (the
+# feature cache, keyed by the full fingerprint, still recomputes); every other entry (model, weights hash, layer,
+# pooling, sample rate, ...) must match for the heads to make sense of the features.
+VERSION_ONLY_KEYS = ("opensmile", "transformers")
 CHECKPOINT_VERSION = 1
 HEADS_FILE = "heads.safetensors"
 CONFIG_FILE = "config.json"
@@ -145,6 +149,7 @@ class EmotionRankCLAP(nn.Module):
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / c.temperature_init)))
         self._audio_encoder = None
         self._text_encoder = None
+        self._verified: dict[str, str] = {}  # kind -> expected fingerprint already checked against the encoder
 
     # ------------------------------------------------------------------ maths
     @property
@@ -169,17 +174,32 @@ class EmotionRankCLAP(nn.Module):
     # --------------------------------------------------------------- encoders
     @property
     def audio_encoder(self):
+        """The frozen audio encoder, checked to produce the features the heads were trained on."""
         if self._audio_encoder is None:
             from emorank.encoders import build_audio_encoder
             self._audio_encoder = build_audio_encoder(self.config.audio_encoder, **self.config.audio_encoder_kwargs)
-        return self._audio_encoder
+        return self._matching("audio", self._audio_encoder, self.config.audio_fingerprint)
 
     @property
     def text_encoder(self):
+        """The frozen text encoder, checked to produce the features the heads were trained on."""
         if self._text_encoder is None:
             from emorank.encoders import build_text_encoder
             self._text_encoder = build_text_encoder(self.config.text_encoder, **self.config.text_encoder_kwargs)
-        return self._text_encoder
+        return self._matching("text", self._text_encoder, self.config.text_fingerprint)
+
+    def _matching(self, kind: str, encoder, expected: str):
+        """`encoder`, once its fingerprint matches the one saved at training (the one place this is checked).
+
+        Entries that only record a package version (VERSION_ONLY_KEYS) may differ. An empty expected fingerprint
+        (a model built in code, not trained on cached features) is not checked."""
+        if expected and self._verified.get(kind) != expected:
+            actual = encoder.fingerprint()
+            if fingerprint_identity(actual) != fingerprint_identity(expected):
+                raise CheckpointError(f"the checkpoint was trained on {kind} features {expected!r} but its encoder "
+                                      f"now produces {actual!r}; retrain or use the matching encoder settings")
+            self._verified[kind] = expected
+        return encoder
 
     def _device(self) -> torch.device:
         return self.log_logit_scale.device
@@ -203,19 +223,29 @@ class EmotionRankCLAP(nn.Module):
         self.train(was_training)
         return np.concatenate(out) if out else np.zeros((0, self.config.embed_dim), np.float32)
 
-    def encode_audio(self, audio, speakers: Sequence[str] | None = None, numpy: bool = True):
-        """Files, a waveform (16 kHz float array) or a list of either -> [N, D] L2-normalised embeddings.
+    def encode_audio(self, audio, speakers: Sequence[str] | None = None, numpy: bool = True, *,
+                     sr: int = 16000):
+        """Files, a waveform or a list of either -> [N, D] L2-normalised embeddings.
 
+        Waveforms are ``[T]`` or ``[T, C]`` arrays at ``sr`` Hz (default 16 kHz): float in [-1, 1], or integer PCM
+        (int16/int32, uint8) rescaled to [-1, 1]. They pass the same checks as files
+        (:func:`emorank.audio.prepare_waveform`: sample rate, at most 60 s, not silent, no NaN/inf; errors are
+        :class:`emorank.audio.AudioError` naming "waveform i"), then are resampled to 16 kHz.
         Speaker normalisation uses each speaker's own statistics when `speakers` is given and a speaker has enough
         clips; otherwise the global training statistics stored in the checkpoint. Deterministic.
         """
+        from emorank.audio import TARGET_SR, prepare_waveform
+
         items = _as_list(audio)
         waves = [a for a in items if not isinstance(a, (str, os.PathLike))]
         if waves and len(waves) != len(items):
             raise TypeError("encode_audio takes file paths or waveforms, not a mix of both")
         enc = self.audio_encoder
-        raw = enc.encode([np.asarray(w, dtype=np.float32) for w in items]) if waves else enc.encode_files(
-            [str(p) for p in items])
+        if waves:
+            raw = enc.encode([prepare_waveform(np.asarray(w), sr, target_sr=TARGET_SR, name=f"waveform {i}")
+                              for i, w in enumerate(items)])
+        else:
+            raw = enc.encode_files([str(p) for p in items])
         emb = self.embed_audio_features(raw, speakers)
         return emb if numpy else torch.from_numpy(emb)
 
@@ -259,17 +289,51 @@ class EmotionRankCLAP(nn.Module):
         from safetensors.torch import load_file
 
         config = read_checkpoint_config(path)
-        model = cls(ModelConfig.from_dict(config.pop("model")), FeatureNormaliser.from_dict(config.pop("normaliser")),
-                    extra={k: v for k, v in config.items() if k not in ("format", "version", "git_revision")})
+        try:
+            model_config = ModelConfig.from_dict(config.pop("model"))
+            normaliser = FeatureNormaliser.from_dict(config.pop("normaliser"))
+            model = cls(model_config, normaliser,
+                        extra={k: v for k, v in config.items() if k not in ("format", "version", "git_revision")})
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f"checkpoint {path} has an invalid config.json ({type(err).__name__}: "
+                                  f"{str(err)[:200]})") from err
         try:
             state = load_file(str(Path(path) / HEADS_FILE))
         except (OSError, SafetensorError) as err:
             raise CheckpointError(f"cannot read {Path(path) / HEADS_FILE}: {err}") from err
+        bad = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
+        if bad:
+            raise CheckpointError(f"checkpoint {path} has NaN or infinite weights in {', '.join(bad)}; it is "
+                                  "corrupt or came from a diverged training run, so retrain it")
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as err:
             raise CheckpointError(f"checkpoint {path} does not match its own config.json: {err}") from err
+        _check_normaliser(path, normaliser, model_config.audio_dim)
         return model.to(device).eval()
+
+
+def _check_normaliser(path, normaliser: FeatureNormaliser, audio_dim: int) -> None:
+    """The stored feature statistics must be finite, positive (std) and one per audio feature."""
+    if normaliser.mode == "none":
+        return
+    for name, stats in (("mean", normaliser.mean), ("std", normaliser.std)):
+        if stats is None:
+            raise CheckpointError(f"checkpoint {path}: the {normaliser.mode} normaliser has no {name}; the "
+                                  "config.json is incomplete")
+        if stats.shape != (audio_dim,):
+            raise CheckpointError(f"checkpoint {path}: the normaliser {name} has {stats.size} values but the audio "
+                                  f"features have {audio_dim} dimensions; the config.json is inconsistent")
+        if not np.isfinite(stats).all() or (name == "std" and not (stats > 0).all()):
+            raise CheckpointError(f"checkpoint {path}: the normaliser {name} holds NaN, infinite or (std) "
+                                  "non-positive values; the config.json is corrupt")
+
+
+def fingerprint_identity(fingerprint: str) -> str:
+    """An encoder fingerprint without the entries that only record a package version (VERSION_ONLY_KEYS)."""
+    return "|".join(part for part in fingerprint.split("|") if part.split("=", 1)[0] not in VERSION_ONLY_KEYS)
 
 
 def read_checkpoint_config(path: str | os.PathLike) -> dict:
