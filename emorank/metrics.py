@@ -45,6 +45,8 @@ __all__ = [
     "PAIRED_TESTS",
     "paired_test",
     "significantly_better",
+    "SEED_TESTS",
+    "seed_test",
     "mean_std",
     "ORDINALITY_AXES",
     "TIE_MODES",
@@ -702,6 +704,40 @@ def significantly_better(
     mean_diff = float(np.mean(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))
     better = mean_diff > 0.0 if higher_is_better else mean_diff < 0.0
     return bool(better and result["p"] < alpha)
+
+
+SEED_TESTS = ("welch", "paired")
+
+
+def seed_test(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, test: str = "welch") -> dict:
+    """Two-tailed test between two systems with the trained model (seed) as the unit: one score per seed each.
+
+    ``"welch"`` (default): Welch's unequal-variance t-test (scipy.stats.ttest_ind, equal_var=False); the seeds
+    of two systems are independent draws. ``"paired"``: paired t-test over seeds (a[k], b[k] trained with seed k
+    on the same splits). Degenerate cases, where scipy returns NaN: no variation within either system and equal
+    means -> p 1.0; no variation and different means -> p 0.0.
+
+    Returns:
+        {"statistic", "p", "test", "n_a", "n_b"}.
+    """
+    if test not in SEED_TESTS:
+        raise MetricInputError(f"unknown seed test {test!r}; valid tests: {', '.join(SEED_TESTS)}")
+    a = _as_vector(a, "a", min_len=2)
+    b = _as_vector(b, "b", min_len=2)
+    if test == "paired":
+        _check_same_len(a, b, "a", "b")
+        out = paired_test(a, b, "ttest")
+    elif a.std() == 0.0 and b.std() == 0.0:
+        same = a[0] == b[0]
+        out = {"statistic": 0.0 if same else float(np.copysign(np.inf, a[0] - b[0])), "p": 1.0 if same else 0.0}
+    else:
+        from scipy.stats import ttest_ind
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = ttest_ind(a, b, equal_var=False)
+        out = {"statistic": float(result.statistic), "p": float(result.pvalue)}
+    return {**out, "test": test, "n_a": int(a.size), "n_b": int(b.size)}
 
 
 def mean_std(values: Sequence[float] | np.ndarray) -> dict:

@@ -492,3 +492,16 @@ def test_label_match_auto_tolerance_by_corpus_kind():
     assert M.label_match(cont).sum() == M.label_match(cont, tol=0.5).sum()
     with pytest.raises(M.MetricInputError, match="tol"):
         M.label_match(cont, tol=-1)
+
+
+def test_seed_test_welch_matches_scipy_and_handles_constant_scores():
+    from scipy.stats import ttest_ind
+
+    a, b = [0.61, 0.58, 0.64, 0.60, 0.59], [0.52, 0.55, 0.50, 0.57]
+    out = M.seed_test(a, b)
+    assert out["p"] == pytest.approx(ttest_ind(a, b, equal_var=False).pvalue) and (out["n_a"], out["n_b"]) == (5, 4)
+    assert M.seed_test([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])["p"] == 1.0
+    assert M.seed_test([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])["p"] == 0.0
+    assert M.seed_test(a[:4], b, "paired")["p"] == pytest.approx(M.paired_test(a[:4], b)["p"])
+    with pytest.raises(M.MetricInputError, match="valid tests"):
+        M.seed_test(a, b, "z")
