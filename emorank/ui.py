@@ -35,7 +35,7 @@ ANALYSE_K = 5
 NONE = "(none)"
 MAP_METHODS, MAP_COLOURS, SPLITS = ("pca", "umap"), ("modality", "valence", "arousal"), ("test", "dev", "train")
 # The Train tab's limits for visitors (tighter than the trainer's own: a public app shares one machine).
-MAX_EPOCHS, BATCH_SIZES, MAX_LR = 500, (2, 4096), 1.0
+MAX_EPOCHS, MAX_BATCH_SIZE = 500, 4096
 
 
 # ------------------------------------------------------------------------------------------- plumbing
@@ -389,22 +389,20 @@ class Handlers:
         return self._public_status(friendly(self._start)(collection, system, epochs, batch_size, lr, seed, name))
 
     def _start(self, collection, system, epochs, batch_size, lr, seed, name):
-        from emorank.systems import SYSTEMS
         from emorank.train import TrainConfig
 
-        system = choice(system, "system", SYSTEMS)
-        config = TrainConfig(system=system, epochs=whole(epochs, "epochs", 1, MAX_EPOCHS),
-                             batch_size=whole(batch_size, "batch size", *BATCH_SIZES),
-                             lr=number(lr, "learning rate", 0.0, MAX_LR, open_low=True),
-                             seed=whole(seed, "seed", 0, 2**31 - 1),
-                             workers=1)  # no forked extraction workers inside a threaded server
-        validate = getattr(config, "validate", None)
-        if validate is not None:
-            validate()  # the trainer's own checks (emorank.train.ConfigError), shared with the CLI
+        whole_ = lambda v: int(v) if isinstance(v, float) and v.is_integer() else v  # noqa: E731 (sliders send 15.0)
+        config = TrainConfig(system=system, epochs=whole_(epochs), batch_size=whole_(batch_size), lr=lr,
+                             seed=whole_(seed), workers=1)  # no forked extraction workers inside a threaded server
+        config.validate()  # the trainer's own checks (emorank.train.ConfigError), shared with the CLI
+        if config.epochs > MAX_EPOCHS or config.batch_size > MAX_BATCH_SIZE:  # a public app shares one machine
+            raise WorkspaceError(f"this app trains at most {MAX_EPOCHS} epochs with batches of at most "
+                                 f"{MAX_BATCH_SIZE} (the command line has no such cap)")
         name = text(name, "the run name", MAX_NAME_CHARS, required=False)
         source = self.ws.source(collection)
         if not source.labelled:
             raise WorkspaceError(f"collection {collection!r} has no valence-arousal labels; training needs a manifest")
+        system = config.system
         counts = source.manifest.split_counts()
         if counts.get("train", 0) < 2 or counts.get("dev", 0) < 2:
             raise WorkspaceError(f"collection {collection!r} needs 'train' and 'dev' rows to train (it has "

@@ -1,0 +1,199 @@
+"""The app as an attacker sees it: every handler, listed in the API or not, called through Gradio's queue by its
+fn_index (raw HTTP: POST /gradio_api/queue/join, then the SSE stream of /gradio_api/queue/data), against a
+launched app on 127.0.0.1. Server paths must stay confined, messages must not leak paths or file contents."""
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emorank.demo import (DEMO_TEST, Workspace, WorkspaceError, ensure_demo, is_loopback, local_paths_policy)
+from emorank.jobs import TrainingJobs
+from emorank.ui import Handlers
+from test_app import load_app, free_port
+
+SECRET = "TOP-SECRET-LINE-4f2a"
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory, demo_corpus, session_cache, trained_checkpoint):
+    """A data folder around the session's corpus, an `allowed` folder (the operator's --local-root) and, outside
+    it, a `private` folder with a secret CSV line and a secret audio clip."""
+    root = tmp_path_factory.mktemp("security")
+    data, shipped = root / "data", root / "checkpoints"
+    data.mkdir()
+    os.symlink(Path(demo_corpus).parent, data / "corpus")
+    shutil.copytree(trained_checkpoint, shipped / "emorankclap")
+    assets = ensure_demo(data, lambda f, m: None, checkpoint_dirs=[shipped], cache_path=session_cache.path)
+    allowed, private = root / "allowed", root / "private"
+    allowed.mkdir()
+    private.mkdir()
+    clip = sorted((Path(demo_corpus).parent / "audio").glob("*.wav"))[0]
+    shutil.copy(clip, private / "secret.wav")
+    (private / "secret.csv").write_text(f"path,valence,arousal\n{SECRET}.wav,4,4\n")
+    shutil.copy(clip, allowed / "mine.wav")
+    return assets, allowed, private
+
+
+@pytest.fixture(scope="module")
+def app(layout):
+    """The app launched as an operator who opted in to server paths under one folder only."""
+    assets, allowed, _ = layout
+    ws = Workspace(assets, allow_local_paths=True, local_roots=[allowed])
+    h = Handlers(ws, TrainingJobs(on_checkpoint=ws.add_checkpoint, cache_path=assets.cache_path))
+    module = load_app()
+    demo = module.build_app(h)
+    _, url, _ = module.launch(demo, h, warm=False, server_name="127.0.0.1", server_port=free_port(),
+                              prevent_thread_lock=True, quiet=True)
+    yield url.rstrip("/"), demo, h
+    demo.close()
+
+
+def fn_index(demo, name: str) -> int:
+    """The queue index of the handler whose Python name is `name` (what an attacker reads from /config)."""
+    found = [i for i, block_fn in demo.fns.items() if getattr(block_fn.fn, "__name__", "") == name]
+    assert found, f"no handler named {name}"
+    return found[0]
+
+
+def call(url: str, index: int, data: list, timeout: float = 60) -> dict:
+    """Post `data` to handler `index` through the queue and return its process_completed message."""
+    session = uuid.uuid4().hex
+    with httpx.Client(timeout=timeout) as http:
+        joined = http.post(f"{url}/gradio_api/queue/join",
+                           json={"data": data, "fn_index": index, "session_hash": session, "event_data": None,
+                                 "trigger_id": None})
+        assert joined.status_code == 200, joined.text
+        with http.stream("GET", f"{url}/gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    msg = json.loads(line[5:])
+                    if msg.get("msg") == "process_completed":
+                        return msg
+    raise AssertionError("the queue never completed the call")
+
+
+def error_of(msg: dict) -> str:
+    assert msg["success"] is False, f"the call succeeded: {str(msg)[:300]}"
+    return str(msg["output"].get("error"))
+
+
+def assert_private(text: str, *folders: Path) -> None:
+    assert SECRET not in text
+    for folder in folders:
+        assert str(folder) not in text and str(folder.resolve()) not in text
+
+
+# ------------------------------------------------------------------------------------------- policy
+def test_server_paths_are_off_unless_the_app_listens_on_loopback():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4") and not is_loopback("")
+    assert local_paths_policy("127.0.0.1", environ={}) is True
+    for host in ("0.0.0.0", "::", "10.0.0.2", None):
+        assert local_paths_policy(host, environ={}) is False
+    assert local_paths_policy("127.0.0.1", share=True, environ={}) is False
+    assert local_paths_policy("127.0.0.1", environ={"SPACE_ID": "me/emorank"}) is False
+    assert local_paths_policy("0.0.0.0", opt_in=True, environ={}) is True
+    assert local_paths_policy("127.0.0.1", opt_out=True, environ={}) is False
+
+
+def test_a_workspace_refuses_server_paths_by_default(layout):
+    assets, allowed, _ = layout
+    with pytest.raises(WorkspaceError, match="disabled"):
+        Workspace(assets).add_collection(allowed)
+
+
+# ------------------------------------------------------------------------------------------- through the queue
+def test_hidden_add_collection_refuses_paths_outside_the_allowed_roots(app, layout):
+    url, demo, h = app
+    _, allowed, private = layout
+    index = fn_index(demo, "add_collection")
+    refusals = {}
+    for path in ("/etc", "/root", "/usr", "/etc/passwd", "/no/such/place", str(private), str(private / "secret.csv"),
+                 str(allowed / ".." / "private"), "~"):
+        refusals[path] = error_of(call(url, index, [path, ""]))
+        assert "outside the folders this server allows" in refusals[path], refusals[path]
+        assert_private(refusals[path], private, allowed)
+    assert len(set(refusals.values())) == 1  # an existing and a missing path get the same answer: no oracle
+    assert set(h.ws.collections()) == {"demo corpus · test split", "demo corpus · all splits"}
+
+
+def test_symbolic_links_out_of_the_allowed_roots_are_refused(app, layout):
+    url, demo, h = app
+    _, allowed, private = layout
+    os.symlink(private, allowed / "link-to-private", target_is_directory=True)
+    os.symlink(private / "secret.csv", allowed / "link.csv")
+    index = fn_index(demo, "add_collection")
+    for path in (allowed / "link-to-private", allowed / "link.csv"):
+        assert "outside the folders" in error_of(call(url, index, [str(path), ""]))
+    # a folder inside the roots whose own link leads out: its clips outside are never listed
+    inside = allowed / "voices"
+    inside.mkdir()
+    shutil.copy(allowed / "mine.wav", inside / "a.wav")
+    os.symlink(private / "secret.wav", inside / "b.wav")
+    done = call(url, index, [str(inside), "voices"])
+    assert done["success"], done
+    assert h.ws.source("voices").manifest.path == [str((inside / "a.wav").resolve())]
+
+
+def test_manifest_errors_never_quote_the_file(app, layout):
+    url, demo, _ = layout_app = app
+    _, allowed, private = layout
+    index = fn_index(demo, "add_collection")
+    cases = {
+        "missing.csv": f"path,valence,arousal\n{SECRET}.wav,4,4\n",  # names a file that is not there
+        "outside.csv": f"path,valence,arousal\n{private / 'secret.wav'},4,4\n",  # names a file outside the roots
+        "garbled.csv": f"path,valence,arousal\nmine.wav,{SECRET},4\n",  # a cell that is not a number
+        "header.csv": f"{SECRET}\n1,2,3\n",  # no usable header
+    }
+    for name, body in cases.items():
+        (allowed / name).write_text(body)
+        message = error_of(call(url, index, [str(allowed / name), ""]))
+        assert name in message, message
+        assert_private(message, private, allowed)
+
+
+def test_analyse_reads_uploads_only(app, layout):
+    url, demo, h = app
+    _, _, private = layout
+    for name in ("analyse", "api_analyse"):
+        index = fn_index(demo, name)
+        data = [{"path": str(private / "secret.wav"), "meta": {"_type": "gradio.FileData"}}, "emorankclap",
+                DEMO_TEST] + ([3] if name == "api_analyse" else [])
+        message = error_of(call(url, index, data))
+        assert_private(message, private)
+    with pytest.raises(WorkspaceError, match="outside the folders"):  # the library confines it too
+        h.ws.analyse(private / "secret.wav", "emorankclap", DEMO_TEST)
+
+
+def test_api_lists_and_hits_name_things_without_server_paths(app, layout):
+    url, demo, h = app
+    assets = layout[0]
+    for name, data in (("api_checkpoints", []), ("api_collections", []), ("api_training_status", []),
+                       ("api_retrieve", ["emorankclap", DEMO_TEST, "", 6.0, 2.0, 3])):
+        done = call(url, fn_index(demo, name), data)
+        assert done["success"], done
+        body = json.dumps(done["output"]["data"])
+        hidden = body.replace(f"/gradio_api/file={assets.data_dir}", "")  # served clip URLs may name their file
+        assert str(assets.data_dir) not in hidden and str(Path(assets.data_dir).parent) not in hidden, body[:400]
+    hits = call(url, fn_index(demo, "api_retrieve"), ["emorankclap", DEMO_TEST, "", 6.0, 2.0, 3])
+    assert all("file" not in hit and hit["url"] for hit in hits["output"]["data"][0]["hits"])
+
+
+def test_upload_errors_name_the_file_only(app, tmp_path):
+    url, demo, h = app
+    silent = tmp_path / "quiet.wav"
+    sf.write(silent, np.zeros(8000, np.float32), 16000)
+    with httpx.Client(timeout=30) as http:  # upload as a browser does, then call the hidden view by index
+        up = http.post(f"{url}/gradio_api/upload", files={"files": ("quiet.wav", silent.read_bytes())})
+        assert up.status_code == 200, up.text
+    uploaded = up.json()[0]
+    message = error_of(call(url, fn_index(demo, "analyse"),
+                            [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, "emorankclap", DEMO_TEST]))
+    assert message.startswith("quiet.wav: silent audio") and "allow_silent" not in message
+    assert os.path.dirname(uploaded) not in message and "/" not in message
