@@ -16,6 +16,6 @@ def test_import_is_light_and_side_effect_free():
 def test_public_names_resolve_lazily():
     for name in emorank.__all__:
         assert getattr(emorank, name) is not None
-    assert set(emorank.LOSSES) == {"sce", "rnc", "supcon", "smooth", "ra"}
+    assert set(emorank.LOSSES) == {"sce", "rnc", "supcon", "smooth", "ra", "rnc-sce"}
     with pytest.raises(AttributeError, match="not_a_name"):
         emorank.not_a_name

@@ -14,6 +14,7 @@ from emorank.losses import (
     LossInputError,
     RACLAPLoss,
     RankNContrastLoss,
+    RankNContrastSCELoss,
     SmoothCLAPLoss,
     SupConLoss,
     SymmetricCrossEntropyLoss,
@@ -460,19 +461,30 @@ def test_rnc_with_equal_labels_is_mean_softmax_cross_entropy():
     torch.testing.assert_close(RankNContrastLoss()(a, t, labels=y, logit_scale=2.0), want)
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.5, 2.0])
+def test_rnc_sce_mixture_is_rnc_plus_weighted_sce(weight):
+    a, t, y = make_batch(23, seed=5, ties="heavy")
+    scale = torch.tensor(4.0, dtype=F64)
+    fast = grads(lambda a, t, s: RankNContrastSCELoss(sce_weight=weight)(a, t, y, s), a, t, scale)
+    want = grads(lambda a, t, s: naive_rnc_pairs(a, t, y, s) + weight * naive_sce(a, t, s), a, t, scale)
+    assert_same(fast, want)
+    with pytest.raises(ValueError, match="sce_weight"):
+        RankNContrastSCELoss(sce_weight=float("nan"))
+
+
 # --------------------------------------------------------------------------- registry and errors
 
 
-def test_registry_is_plain_dict_with_the_five_losses():
+def test_registry_is_plain_dict_with_the_paper_losses_and_ours():
     assert type(LOSSES) is dict
-    assert set(LOSSES) == {"sce", "rnc", "supcon", "smooth", "ra"}
+    assert set(LOSSES) == {"sce", "rnc", "supcon", "smooth", "ra", "rnc-sce"}
     for name, cls in LOSSES.items():
         assert isinstance(build_loss(name), cls)
     assert build_loss("rnc", distance="l1", symmetric=True).symmetric
 
 
 def test_unknown_names_and_parameters_are_listed():
-    with pytest.raises(ValueError, match="unknown loss 'infonce'; valid: ra, rnc, sce, smooth, supcon"):
+    with pytest.raises(ValueError, match="unknown loss 'infonce'; valid: ra, rnc, rnc-sce, sce, smooth, supcon"):
         build_loss("infonce")
     with pytest.raises(ValueError, match=r"has no parameter\(s\) \['temperature'\]; it takes: distance, symmetric"):
         build_loss("rnc", temperature=0.1)

@@ -21,7 +21,7 @@ from torch import nn
 
 from emorank.losses.clip import RACLAPLoss, SmoothCLAPLoss, SymmetricCrossEntropyLoss
 from emorank.losses.functional import LossInputError
-from emorank.losses.rnc import RankNContrastLoss
+from emorank.losses.rnc import RankNContrastLoss, RankNContrastSCELoss
 from emorank.losses.supcon import SupConLoss
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "LossInputError",
     "SymmetricCrossEntropyLoss",
     "RankNContrastLoss",
+    "RankNContrastSCELoss",
     "SupConLoss",
     "SmoothCLAPLoss",
     "RACLAPLoss",
@@ -38,6 +39,7 @@ __all__ = [
 LOSSES: dict[str, type[nn.Module]] = {
     "sce": SymmetricCrossEntropyLoss,
     "rnc": RankNContrastLoss,
+    "rnc-sce": RankNContrastSCELoss,
     "supcon": SupConLoss,
     "smooth": SmoothCLAPLoss,
     "ra": RACLAPLoss,
