@@ -132,7 +132,9 @@ def _add_hf_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_encoder_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--audio-encoder", default="egemaps", help="egemaps (offline default) | odyssey-wavlm | hf")
+    p.add_argument("--audio-encoder", default="egemaps",
+                   help="egemaps (offline default) | compare (openSMILE ComParE_2016, 6373-d, offline) | "
+                   "odyssey-wavlm | hf")
     p.add_argument("--text-encoder", default="minilm", help="minilm (offline default) | distilroberta-emotion | hf")
     p.add_argument("--audio-model", help="model id or folder for --audio-encoder hf / odyssey-wavlm")
     p.add_argument("--text-model", help="model id or folder for --text-encoder hf / distilroberta-emotion")
@@ -246,9 +248,14 @@ def cmd_evaluate(args) -> int:
     from emorank.evaluate import EvalConfig, evaluate
     from emorank.model import EmotionRankCLAP
 
+    import warnings
+
+    from emorank.features import SkippedAudioWarning
+
     model = EmotionRankCLAP.from_checkpoint(args.checkpoint)
     config = EvalConfig(n_trials=args.trials, n_pairs=args.pairs, n_lists=args.lists, seed=args.seed)
-    with _cache(args) as cache:
+    with _cache(args) as cache, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedAudioWarning)  # summarised below, with where the full list is
         report = evaluate(model, _manifest(args), args.split, config, cache)
     a, o = report["alignment"], report["ordinality"]
     print(f"MMD {a['mmd']['mean']:.4f} ± {a['mmd']['std']:.4f}   Wasserstein {a['wasserstein']['mean']:.4f} ± "
@@ -261,6 +268,11 @@ def cmd_evaluate(args) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json}")
+    n_skipped = report["meta"]["n_skipped"]
+    if n_skipped:
+        where = f"meta.skipped of {args.json}" if args.json else "meta.skipped of the report (add --json FILE)"
+        print(f"skipped {n_skipped} of {n_skipped + report['meta']['clips']} '{args.split}' clips that could not be "
+              f"read; each file and its reason are listed in {where}", file=sys.stderr)
     return 0
 
 

@@ -4,10 +4,13 @@
     report["ordinality"]["aoc"]["mean"]
 
 Keys: alignment.{mmd,wasserstein}.{mean,std,values}, ordinality.{aoc,voc}.{mean,std,values},
-retrieval.{a2t_r@1,...,a2t_label_r@1,...}, va_estimation.{ccc_valence,ccc_arousal,...}, meta.
+retrieval.{a2t_r@1,...,a2t_label_r@1,...}, va_estimation.{ccc_valence,ccc_arousal,...}, meta (split,
+clips evaluated, n_skipped, and skipped: every clip of the split that could not be encoded, as {"path": relative to
+the manifest root (else the file name), "reason": ...}).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,7 +21,7 @@ from emorank.features import FeatureCache
 from emorank.metrics import (alignment_trials, ccc, label_match, label_recall_at_k, ordinality_lists,
                              ordinality_test, pearson, recall_at_k, va_from_similarity)
 from emorank.model import EmotionRankCLAP
-from emorank.retrieval import audio_embeddings, grid_embeddings, text_embeddings
+from emorank.retrieval import grid_embeddings, text_embeddings
 from emorank.systems import caption_builder_from_spec, paralinguistic_features
 
 
@@ -82,7 +85,13 @@ def evaluate(model: EmotionRankCLAP, manifest: Manifest, split: str = "test", co
     part = manifest.split_of(split)
     if len(part) < 14:
         raise ValueError(f"split {split!r} has {len(part)} clips; the ordinality test needs at least 14")
-    part, audio_emb = audio_embeddings(model, part, cache, progress)
+    feats = cache.audio_features(part.path, model.audio_encoder, progress=progress)  # the model checks the encoder
+    skipped = [{"path": _shown_path(path, manifest.root), "reason": reason} for path, reason in feats.skipped]
+    part = part.subset(feats.rows)
+    if len(part) < 14:
+        raise ValueError(f"split {split!r} has {len(part)} readable clips ({len(skipped)} skipped); the ordinality "
+                         "test needs at least 14")
+    audio_emb = model.embed_audio_features(feats.values, part.speaker)  # [M, D]
     labels = part.va()
     text_emb = text_embeddings(model, pair_captions(model, part, cache, progress), cache)
 
@@ -96,8 +105,17 @@ def evaluate(model: EmotionRankCLAP, manifest: Manifest, split: str = "test", co
                       **label_recall_at_k(audio_emb[sub] @ text_emb[sub].T,
                                           label_match(labels[sub], [part.emotion[i] for i in sub]))},
         "va_estimation": va_estimation(model, audio_emb, labels, config.va_temperature, cache),
-        "meta": {"split": split, "clips": len(part), "system": model.extra.get("system", {}).get("name"),
+        "meta": {"split": split, "clips": len(part), "n_skipped": len(skipped), "skipped": skipped, "system": model.extra.get("system", {}).get("name"),
                  "logit_scale": model.logit_scale.item(), "protocol": asdict(config)},
     }
     return report
 
+
+def _shown_path(path: str, root: str | None) -> str:
+    """A path as reports show it: relative to the manifest root when inside it, else the bare file name (reports
+    are shared, and absolute paths of the machine that ran them say nothing useful)."""
+    if root:
+        rel = os.path.relpath(path, root)
+        if rel != os.pardir and not rel.startswith(os.pardir + os.sep) and not os.path.isabs(rel):
+            return rel
+    return os.path.basename(path)

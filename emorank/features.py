@@ -7,14 +7,22 @@ interrupt at any point: a row is either fully written or absent):
     features(encoder, sha, vec)                -- float32 vectors keyed by the encoder's fingerprint + content hash
 
 A changed file has a new content hash, so it is recomputed; an unchanged one never is. Bad files (corrupt, silent,
-too long) are reported and skipped, never fatal for a corpus run.
+too long) are reported and skipped, never fatal for a corpus run: `AudioFeatures.skipped` lists every one with its
+reason (without the path), and a :class:`SkippedAudioWarning` gives the count.
+
+Extraction workers die with the process that started them, even on ``kill -9``: on Linux the kernel signals them
+(``prctl(PR_SET_PDEATHSIG)``), and everywhere a watchdog thread in each worker exits once its parent is gone.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
+import signal
 import sqlite3
+import sys
 import threading
+import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +32,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 ProgressFn = Callable[[int, int], None]
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+WATCHDOG_SECONDS = 1.0  # how often a worker checks that its parent is alive (fallback to PR_SET_PDEATHSIG)
+
+
+class SkippedAudioWarning(UserWarning):
+    """Some audio files could not be encoded; `AudioFeatures.skipped` lists each with its reason."""
 
 
 def default_cache_path() -> Path:
@@ -154,8 +168,9 @@ class FeatureCache:
                    for i, (p, s) in enumerate(zip(paths, shas)) if i in unreadable or s in bad_reason]
         rows = [i for i, s in enumerate(shas) if s in have]
         if skipped:
-            warnings.warn(f"skipped {len(skipped)} of {len(paths)} audio files; first: "
-                          + "; ".join(f"{p}: {r}" for p, r in skipped[:3]), stacklevel=2)
+            warnings.warn(f"skipped {len(skipped)} of {len(paths)} audio files (unreadable, corrupt, silent or out "
+                          "of limits); AudioFeatures.skipped lists each with its reason", SkippedAudioWarning,
+                          stacklevel=2)
         dim = getattr(encoder, "dim", 0)
         values = np.stack([have[shas[i]] for i in rows]) if rows else np.zeros((0, dim), np.float32)
         return AudioFeatures(values, np.asarray(rows, dtype=np.int64), skipped)
@@ -189,7 +204,7 @@ def _extract(paths: list[str], encoder, workers: int | None, progress: bool | Pr
     done = 0
     try:
         if parallel and workers > 1:
-            with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(encoder,)) as pool:
+            with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(encoder, os.getpid())) as pool:
                 chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
                 for result in pool.map(_worker_encode, chunks):
                     done += len(result[0]) + len(result[2])
@@ -214,7 +229,7 @@ def _encode_chunk(encoder, paths: list[str]):
             waves.append(load_audio(p))
             ok.append(p)
         except AudioError as err:
-            bad.append((p, str(err)))
+            bad.append((p, err.reason))  # the reason alone: callers show the path their own way
     vecs = encoder.encode(waves) if waves else np.zeros((0, encoder.dim), np.float32)
     return ok, np.asarray(vecs, dtype=np.float32), bad
 
@@ -222,9 +237,41 @@ def _encode_chunk(encoder, paths: list[str]):
 _WORKER_ENCODER = None
 
 
-def _worker_init(encoder) -> None:
+def _worker_init(encoder, owner_pid: int) -> None:
+    """Runs first in each worker: keep the encoder, and make sure the worker never outlives `owner_pid`.
+
+    A worker blocked on its task queue would otherwise wait forever (holding its encoder's memory) after the main
+    process is killed with SIGKILL, which runs no cleanup."""
     global _WORKER_ENCODER
     _WORKER_ENCODER = encoder
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # no prctl: the watchdog below still ends the worker
+    if os.getppid() != parent or not _alive(owner_pid):  # the parent died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=_watchdog, args=(parent, owner_pid), name="emorank-parent-watchdog",
+                     daemon=True).start()
+
+
+def _watchdog(parent: int, owner_pid: int) -> None:
+    """Exit the worker once it is re-parented (its parent died) or the process that started the pool is gone."""
+    while os.getppid() == parent and _alive(owner_pid):
+        time.sleep(WATCHDOG_SECONDS)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _worker_encode(paths: list[str]):
