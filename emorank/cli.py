@@ -245,12 +245,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from emorank.evaluate import EvalConfig, evaluate
-    from emorank.model import EmotionRankCLAP
-
     import warnings
 
+    from emorank.evaluate import EvalConfig, evaluate
     from emorank.features import SkippedAudioWarning
+    from emorank.model import EmotionRankCLAP
 
     model = EmotionRankCLAP.from_checkpoint(args.checkpoint)
     config = EvalConfig(n_trials=args.trials, n_pairs=args.pairs, n_lists=args.lists, seed=args.seed)

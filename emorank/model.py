@@ -224,17 +224,18 @@ class EmotionRankCLAP(nn.Module):
         return np.concatenate(out) if out else np.zeros((0, self.config.embed_dim), np.float32)
 
     def encode_audio(self, audio, speakers: Sequence[str] | None = None, numpy: bool = True, *,
-                     sr: int = 16000):
+                     sr: int = 16000, max_seconds: float | None = 60.0):
         """Files, a waveform or a list of either -> [N, D] L2-normalised embeddings.
 
         Waveforms are ``[T]`` or ``[T, C]`` arrays at ``sr`` Hz (default 16 kHz): float in [-1, 1], or integer PCM
         (int16/int32, uint8) rescaled to [-1, 1]. They pass the same checks as files
-        (:func:`emorank.audio.prepare_waveform`: sample rate, at most 60 s, not silent, no NaN/inf; errors are
-        :class:`emorank.audio.AudioError` naming "waveform i"), then are resampled to 16 kHz.
+        (:func:`emorank.audio.prepare_waveform`: sample rate 4..192 kHz, at most ``max_seconds``, not silent, no
+        NaN/inf; errors are :class:`emorank.audio.AudioError` naming "waveform i"), then are resampled to 16 kHz.
+        Files go through :func:`emorank.audio.load_audio` with the same ``max_seconds``.
         Speaker normalisation uses each speaker's own statistics when `speakers` is given and a speaker has enough
         clips; otherwise the global training statistics stored in the checkpoint. Deterministic.
         """
-        from emorank.audio import TARGET_SR, prepare_waveform
+        from emorank.audio import TARGET_SR, load_audio, prepare_waveform
 
         items = _as_list(audio)
         waves = [a for a in items if not isinstance(a, (str, os.PathLike))]
@@ -242,10 +243,10 @@ class EmotionRankCLAP(nn.Module):
             raise TypeError("encode_audio takes file paths or waveforms, not a mix of both")
         enc = self.audio_encoder
         if waves:
-            raw = enc.encode([prepare_waveform(np.asarray(w), sr, target_sr=TARGET_SR, name=f"waveform {i}")
-                              for i, w in enumerate(items)])
+            raw = enc.encode([prepare_waveform(np.asarray(w), sr, target_sr=TARGET_SR, name=f"waveform {i}",
+                                               max_seconds=max_seconds) for i, w in enumerate(items)])
         else:
-            raw = enc.encode_files([str(p) for p in items])
+            raw = enc.encode([load_audio(p, TARGET_SR, max_seconds=max_seconds) for p in items])
         emb = self.embed_audio_features(raw, speakers)
         return emb if numpy else torch.from_numpy(emb)
 

@@ -143,3 +143,16 @@ def test_changed_text_encoder_is_caught_by_encode_text(tmp_path):
     model.config.text_fingerprint = "minilm|model=folder:0000000000000000|pool=mean|norm=1|max_length=256"
     with pytest.raises(CheckpointError, match=r"trained on text features 'minilm\|model=folder:0000000000000000"):
         model.encode_text("The person is speaking in a calm voice.")
+
+
+def test_max_seconds_is_a_parameter_for_waveforms_and_files(tmp_path):
+    import soundfile as sf
+
+    model = egemaps_model()
+    x = sine(220.0, 16000, 2.0)
+    with pytest.raises(AudioLengthError, match="limit of 1 s"):
+        model.encode_audio(x, max_seconds=1.0)
+    sf.write(tmp_path / "a.wav", x, 16000, subtype="FLOAT")
+    with pytest.raises(AudioLengthError, match="a.wav: too long: 2.00 s exceeds the limit of 1 s"):
+        model.encode_audio([tmp_path / "a.wav"], max_seconds=1.0)
+    np.testing.assert_allclose(model.encode_audio(str(tmp_path / "a.wav")), model.encode_audio(x), atol=1e-5)
