@@ -177,20 +177,20 @@ def cmd_features(args) -> int:
     from emorank.systems import get_system, prepare_data
     from emorank.train import TrainConfig
 
+    audio_kw, text_kw = _encoder_kwargs(args)
+    config = TrainConfig(system=args.system or "emotionrankclap", audio_encoder=args.audio_encoder,
+                         text_encoder=args.text_encoder, audio_encoder_kwargs=audio_kw, text_encoder_kwargs=text_kw,
+                         workers=args.workers)
+    config.validate()  # names, --workers: refused before the manifest is read
     manifest = _manifest(args)
     with _cache(args) as cache:
         if args.system:
-            audio_kw, text_kw = _encoder_kwargs(args)
-            config = TrainConfig(system=args.system, audio_encoder=args.audio_encoder,
-                                 text_encoder=args.text_encoder, audio_encoder_kwargs=audio_kw,
-                                 text_encoder_kwargs=text_kw, workers=args.workers)
             data = prepare_data(manifest, get_system(args.system), config, cache=cache,
                                 splits=sorted(set(manifest.split)))
             print(f"cached audio features of {len(data.manifest)} clips and text features of "
                   f"{len(set(data.captions))} distinct {args.system} captions")
             skipped = data.skipped
         else:
-            audio_kw, _ = _encoder_kwargs(args)
             feats = cache.audio_features(manifest.path, build_audio_encoder(args.audio_encoder, **audio_kw),
                                          workers=args.workers)
             print(f"cached audio features of {len(feats.rows)} clips")

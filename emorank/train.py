@@ -181,7 +181,7 @@ def seed_everything(seed: int) -> None:
 def _auto_norm(config: TrainConfig) -> str:
     if config.audio_norm != "auto":
         return config.audio_norm
-    return "speaker" if config.audio_encoder in ("egemaps", "paralinguistic") else "none"
+    return "speaker" if config.audio_encoder in ("egemaps", "compare", "paralinguistic") else "none"
 
 
 def build_model(config: TrainConfig, data: PreparedData) -> EmotionRankCLAP:

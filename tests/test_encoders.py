@@ -146,6 +146,21 @@ def test_egemaps_fingerprint_and_files(tmp_path):
     assert enc.encode([]).shape == (0, 88)
 
 
+def test_compare_equals_raw_opensmile_compare_functionals():
+    import opensmile
+
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016,
+                            feature_level=opensmile.FeatureLevel.Functionals)
+    ws = waves(1)[:2]
+    enc = build_audio_encoder("compare")
+    out = enc.encode(ws)
+    assert out.shape == (2, 6373) and enc.dim == 6373 and np.all(np.isfinite(out))
+    expected = np.nan_to_num(np.stack([smile.process_signal(w, SR).to_numpy(np.float32)[0] for w in ws]))
+    np.testing.assert_array_equal(out, expected)
+    assert enc.fingerprint() != build_audio_encoder("egemaps").fingerprint()
+    assert enc.encode([]).shape == (0, 6373)
+
+
 # ---------------------------------------------------------------- MiniLM
 @pytest.fixture(scope="module")
 def minilm():
