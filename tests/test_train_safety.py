@@ -240,3 +240,10 @@ def test_a_manifest_without_training_splits_says_which_splits_it_has(tmp_path):
                                          r"'train' and 'dev' rows.*speaker_disjoint_split"):
         train(data.manifest, TrainConfig(epochs=1, device="cpu"), tmp_path / "run", data=data, progress=False)
     assert not os.path.exists(tmp_path / "run" / "checkpoint")
+
+
+def test_cli_features_refuses_bad_workers_before_reading_the_manifest(tmp_path, capsys):
+    rc = main(["features", "--manifest", str(tmp_path / "missing.csv"), "--cache", str(tmp_path / "c.sqlite"),
+               "--workers", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "workers must be a whole number from 1 to 256, got 0" in err and "Traceback" not in err
