@@ -267,3 +267,19 @@ def test_training_job_is_exclusive_stoppable_and_its_checkpoint_appears(client, 
     res = client.predict(checkpoint="runs/api-run", collection=DEMO_TEST, query="The person is speaking softly.",
                          k=2, api_name="/retrieve")
     assert len(res["hits"]) == 2
+
+
+def test_upload_problems_are_told_as_something_a_visitor_can_do(h, tmp_path):
+    long, silent, short = tmp_path / "long.wav", tmp_path / "hush.wav", tmp_path / "blip.wav"
+    sf.write(long, 0.1 * np.sin(np.arange(31 * 8000) / 5.0).astype(np.float32), 8000)
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    sf.write(short, 0.1 * np.ones(800, np.float32), 16000)
+    expected = {long: "long.wav: too long; upload a clip of at most 30 s",
+                silent: "hush.wav: silent audio, there is no speech to analyse",
+                short: "blip.wav: too short; upload a clip of at least 0.3 s"}
+    for path, start in expected.items():
+        with pytest.raises(gr.Error) as err:
+            h.analyse(str(path), "emotionrankclap", DEMO_TEST)
+        message = err.value.message
+        assert message.startswith(start), message
+        assert not any(word in message for word in ("allow_silent", "max_seconds", "min_seconds", "=", str(tmp_path)))

@@ -1,9 +1,12 @@
 """The app as an attacker sees it: every handler, listed in the API or not, called through Gradio's queue by its
 fn_index (raw HTTP: POST /gradio_api/queue/join, then the SSE stream of /gradio_api/queue/data), against a
 launched app on 127.0.0.1. Server paths must stay confined, messages must not leak paths or file contents."""
+import inspect
 import json
 import os
+import re
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -11,6 +14,8 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emorank.demo import (DEMO_TEST, Workspace, WorkspaceError, ensure_demo, is_loopback, local_paths_policy)
 from emorank.jobs import TrainingJobs
@@ -197,3 +202,92 @@ def test_upload_errors_name_the_file_only(app, tmp_path):
                             [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, "emorankclap", DEMO_TEST]))
     assert message.startswith("quiet.wav: silent audio") and "allow_silent" not in message
     assert os.path.dirname(uploaded) not in message and "/" not in message
+
+
+# ------------------------------------------------------------------------------------------- bounded arguments
+def user_error(fn, *args) -> str | None:
+    """None when `fn(*args)` answers; the message of the clean user error (gr.Error) it raises otherwise. Anything
+    else (an exception that is not a gr.Error, or the wrapper's "unexpected error") fails the test."""
+    import gradio as gr
+
+    try:
+        out = fn(*args)
+        if inspect.isgenerator(out):
+            list(out)
+        return None
+    except gr.Error as err:
+        assert "unexpected error" not in err.message, (fn.__name__, args, err.message)
+        assert "Traceback" not in err.message and "/tmp/" not in err.message, err.message
+        return err.message
+
+
+def test_api_arguments_are_validated_with_clear_messages(app):
+    _, _, h = app
+    cases = [
+        (h.api_retrieve, ("emorankclap", DEMO_TEST, "", 6.0, 2.0, 0), "k .* from 1 to 50"),
+        (h.api_retrieve, ("emorankclap", DEMO_TEST, "", 6.0, 2.0, -3), "k .* from 1 to 50"),
+        (h.api_retrieve, ("emorankclap", DEMO_TEST, "", 6.0, 2.0, "abc"), "k .* whole number"),
+        (h.api_retrieve, ("emorankclap", DEMO_TEST, "x" * 5000, None, None, 5), "at most 500 characters"),
+        (h.api_retrieve, ("emorankclap", DEMO_TEST, "", 100, 2.0, 5), "valence must be a number from 1 to 7"),
+        (h.caption, (None, 4.0), "valence must be a number"),
+        (h.caption, (4.0, 100), "arousal must be a number from 1 to 7"),
+        (h.caption, (float("nan"), 4.0), "valence must be a number"),
+        (h.api_evaluate, (["emorankclap"], DEMO_TEST, "test", 30, 2000), "ordinality lists .* from 10 to 100"),
+        (h.api_evaluate, (["emorankclap"] * 1 + [f"c{i}" for i in range(9)], DEMO_TEST, "test", 2, 10), "at most 4"),
+        (h.api_embedding_map, ("emorankclap", DEMO_TEST, "pca", 0), "max_points .* from 10 to 2000"),
+        (h.api_embedding_map, ("emorankclap", DEMO_TEST, "pca", -5), "max_points .* from 10 to 2000"),
+        (h.api_embedding_map, ("emorankclap", DEMO_TEST, "tsne", 100), "method must be one of pca, umap"),
+        (h.api_train, (DEMO_TEST, "emotionrankclap", 100000, 64, 1e-4, 0, ""), "epochs"),
+        (h.api_train, (DEMO_TEST, "emotionrankclap", 15, 64, "fast", 0, ""), "lr"),
+        (h.api_analyse, ("mine.wav", "emorankclap", DEMO_TEST, 500), "k .* from 1 to 20"),
+    ]
+    for fn, args, pattern in cases:
+        t0 = time.perf_counter()
+        message = user_error(fn, *args)
+        assert message is not None and re.search(pattern, message), (fn.__name__, args, message)
+        assert time.perf_counter() - t0 < 5  # refused before any work
+
+
+garbage = st.one_of(st.none(), st.booleans(), st.integers(-10**15, 10**15), st.floats(), st.text(max_size=20),
+                    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+def some(*valid):
+    return st.one_of(garbage, st.sampled_from(valid))
+
+
+FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+
+
+@FUZZ
+@given(data=st.data())
+def test_any_garbage_gives_a_clean_user_error(app, layout, data):
+    """Every handler a client can reach (named API or hidden view) with arguments drawn from garbage and valid
+    values: a result or a readable gr.Error, never an unexpected exception."""
+    _, _, h = app
+    allowed = layout[1]
+    ckpt, coll = some("emorankclap", "(none)"), some(DEMO_TEST, "demo corpus · all splits")
+    va, k, text_ = some(1.0, 4.0, 6.5), some(1, 3, 8), some("", "The person is speaking softly.")
+    clip = h.ws.source(DEMO_TEST).manifest.path[0]
+    calls = {
+        h.caption: (va, va),
+        h.api_retrieve: (ckpt, coll, text_, va, va, k),
+        h.explore: (ckpt, coll, text_, va, va, k),
+        h.slide: (ckpt, coll, va, va, k),
+        h.strip: (ckpt, coll, some("valence", "arousal"), va),
+        h.api_analyse: (some(clip), ckpt, coll, k),
+        h.analyse: (some(clip), ckpt, coll),
+        h.api_embedding_map: (ckpt, coll, some("pca"), some(10, 50)),
+        h.embedding: (ckpt, ckpt, coll, some("pca"), some("modality", "valence"), some(10, 50)),
+        h.api_train: (some(DEMO_TEST), some("emotionrankclap", "clap-sce-av"), some(1, 15), some(16, 64),
+                      some(1e-4, 1e-3), some(0, 1), text_),
+        h.start_training: (some(DEMO_TEST), some("emotionrankclap"), some(1, 15), some(16, 64), some(1e-4), some(0),
+                           text_),
+        h.api_evaluate: (some(["emorankclap"], "emorankclap"), coll, some("test", "dev"), some(2), some(10)),
+        h.add_collection: (some(str(allowed / "mine.wav"), str(allowed), "/etc"), text_),
+        h.refresh_checkpoints: (ckpt, ckpt, ckpt, some(["emorankclap"])),
+    }
+    fn = data.draw(st.sampled_from(list(calls)), label="handler")
+    args = [data.draw(s) for s in calls[fn]]
+    user_error(fn, *args)
+    assert not h.jobs.running  # no garbage ever starts a training job

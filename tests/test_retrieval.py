@@ -52,3 +52,24 @@ def test_search_by_embedding_finds_the_clip_itself_first(collection):
     for row in (0, len(collection) // 2):
         hits = collection.search_embedding(collection.audio_emb[row], k=3)
         assert hits[0].row == row and hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_free_text_queries_stay_in_a_bounded_memory_cache_never_on_disk(collection, session_cache):
+    from emorank.retrieval import QueryCache, text_embeddings
+
+    rows = session_cache.count()
+    queries = QueryCache(collection.model, max_items=8, cache=session_cache)
+    index = Collection(collection.model, collection.manifest, collection.audio_emb, cache=session_cache,
+                       queries=queries)
+    texts = [f"The person is speaking, query number {'x' * i}." for i in range(20)]
+    for t in texts:
+        index.search_text(t, k=2)
+    assert session_cache.count() == rows  # the corpus feature cache on disk did not grow
+    assert len(queries) == 8  # least recently used dropped first
+    expected = text_embeddings(collection.model, texts[-3:])
+    np.testing.assert_allclose(queries.embed(texts[-3:]), expected, atol=1e-5)  # same numbers as the oracle
+    queries.embed([texts[-8]])  # touched: now the most recent, so it survives the next new query
+    queries.embed(["A brand new query."])
+    assert texts[-8] in queries._items and texts[-7] not in queries._items
+    with pytest.raises(ValueError, match="at least 1"):
+        QueryCache(collection.model, max_items=0)
