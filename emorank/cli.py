@@ -17,6 +17,7 @@ commands:
   evaluate  the paper's alignment and ordinality protocol (+ recall@k, V-A CCC)
   search    caption or valence-arousal point -> nearest clips
   caption   valence-arousal point -> speaking-style captions
+  push      upload a checkpoint folder to the Hugging Face Hub with a generated model card
 """
 
 
@@ -358,6 +359,21 @@ def cmd_caption(args) -> int:
     return 0
 
 
+def cmd_push(args) -> int:
+    from emorank.hub import push_to_hub
+
+    plan = push_to_hub(args.checkpoint, args.repo_id, private=args.private, dry_run=args.dry_run,
+                       license=args.license, dataset=args.dataset)
+    card = "generated model card" if plan.card_generated else "the folder's own model card"
+    verb = "would upload" if args.dry_run else "uploaded"
+    print(f"{verb} to {plan.repo_id}{' (private)' if args.private else ''} ({card}):")
+    for name, size in plan.files.items():
+        print(f"  {name}\t{size} bytes")
+    if plan.url:
+        print(plan.url)
+    return 0
+
+
 # -------------------------------------------------------------------- parser
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=15, help="paper: 15")
@@ -459,6 +475,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     p.add_argument("--llm-cache", default="llm-captions.json", help="JSON cache of LLM answers (reused, resumable)")
     p.set_defaults(func=cmd_caption)
+
+    p = sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub with a model card")
+    p.add_argument("checkpoint", help="checkpoint folder (heads.safetensors + config.json [+ eval.json])")
+    p.add_argument("--repo-id", required=True, help="Hub model repo, owner/name (created when absent)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--dry-run", action="store_true", help="list the files that would be uploaded; no network")
+    p.add_argument("--license", help="licence id for the card (default: the checkpoint's own: its config, a "
+                   "LICENSE file, or its corpus; e.g. cc-by-nc-sa-4.0 for RAVDESS-trained heads)")
+    p.add_argument("--dataset", help="training corpus for the card when the config does not name it (e.g. ravdess)")
+    p.set_defaults(func=cmd_push)
     return parser
 
 

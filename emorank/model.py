@@ -284,6 +284,15 @@ class EmotionRankCLAP(nn.Module):
         return path
 
     @classmethod
+    def from_pretrained(cls, id_or_folder: str | os.PathLike, device: str | torch.device = "cpu",
+                        revision: str | None = None) -> "EmotionRankCLAP":
+        """A local checkpoint folder, or a Hugging Face Hub repo id (downloaded once into the Hub cache, which
+        ``HF_HUB_OFFLINE=1`` reads without network); see :mod:`emorank.hub`."""
+        from emorank.hub import resolve_checkpoint
+
+        return cls.from_checkpoint(resolve_checkpoint(id_or_folder, revision), device)
+
+    @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "EmotionRankCLAP":
         """Rebuild a model from its checkpoint folder alone; strict: any mismatch raises CheckpointError."""
         from safetensors import SafetensorError
