@@ -21,6 +21,7 @@ _LAZY = {
     "build_demo_corpus": "emorank.corpus",
     "SYSTEMS": "emorank.systems",
     "TrainConfig": "emorank.train",
+    "ConfigError": "emorank.train",
     "train": "emorank.train",
     "evaluate": "emorank.evaluate",
     "Collection": "emorank.retrieval",

@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", choices=list(CAPTION_BUILDERS), help="override the system's caption builder")
     p.add_argument("--seed", type=int, default=0)
     _add_train_args(p)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.safetensors (tensors + JSON, never unpickled)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="the paper's evaluation protocol")
