@@ -4,9 +4,11 @@
     report["ordinality"]["aoc"]["mean"]
 
 Keys: alignment.{mmd,wasserstein}.{mean,std,values}, ordinality.{aoc,voc}.{mean,std,values},
-retrieval.{a2t_r@1,...,a2t_label_r@1,...}, va_estimation.{ccc_valence,ccc_arousal,...}, meta (split,
-clips evaluated, n_skipped, and skipped: every clip of the split that could not be encoded, as {"path": relative to
-the manifest root (else the file name), "reason": ...}).
+retrieval.{a2t_r@1,...,a2t_label_r@1,...}, va_estimation.{ccc_valence,ccc_arousal,...}, zero_shot.{zs_uar,
+zs_accuracy,zs_macro_f1,confusion,...} (only when the split has at least 2 emotion categories; see
+:mod:`emorank.zeroshot`), meta (split, categories: the emotion categories present, clips evaluated, n_skipped,
+and skipped: every clip of the split that could not be encoded, as {"path": relative to the manifest root (else the
+file name), "reason": ...}).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from emorank.metrics import (alignment_trials, ccc, label_match, label_recall_at
 from emorank.model import EmotionRankCLAP
 from emorank.retrieval import grid_embeddings, text_embeddings
 from emorank.systems import caption_builder_from_spec, paralinguistic_features
+from emorank.zeroshot import MIN_CLASSES, zero_shot, zero_shot_classes
 
 
 @dataclass
@@ -105,9 +108,11 @@ def evaluate(model: EmotionRankCLAP, manifest: Manifest, split: str = "test", co
                       **label_recall_at_k(audio_emb[sub] @ text_emb[sub].T,
                                           label_match(labels[sub], [part.emotion[i] for i in sub]))},
         "va_estimation": va_estimation(model, audio_emb, labels, config.va_temperature, cache),
-        "meta": {"split": split, "clips": len(part), "n_skipped": len(skipped), "skipped": skipped, "system": model.extra.get("system", {}).get("name"),
+        "meta": {"split": split, "categories": zero_shot_classes(part.emotion), "clips": len(part), "n_skipped": len(skipped), "skipped": skipped, "system": model.extra.get("system", {}).get("name"),
                  "logit_scale": model.logit_scale.item(), "protocol": asdict(config)},
     }
+    if len(report["meta"]["categories"]) >= MIN_CLASSES:
+        report["zero_shot"] = zero_shot(model, part, audio_emb, cache)
     return report
 
 

@@ -58,9 +58,9 @@ CARD_METRICS = {
     ("retrieval", "t2a_r@10"): ("recall_at_10", "Recall@10 text→audio", False),
     ("va_estimation", "ccc_valence"): ("ccc", "CCC valence (zero-shot V-A estimate)", False),
     ("va_estimation", "ccc_arousal"): ("ccc", "CCC arousal (zero-shot V-A estimate)", False),
-    ("zero_shot", "uar"): ("uar", "Zero-shot category UAR", False),
-    ("zero_shot", "accuracy"): ("accuracy", "Zero-shot category accuracy", False),
-    ("zero_shot", "macro_f1"): ("f1", "Zero-shot category macro-F1", False),
+    ("zero_shot", "zs_uar"): ("uar", "Zero-shot category UAR", False),
+    ("zero_shot", "zs_accuracy"): ("accuracy", "Zero-shot category accuracy", False),
+    ("zero_shot", "zs_macro_f1"): ("f1", "Zero-shot category macro-F1", False),
 }
 
 
