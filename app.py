@@ -29,6 +29,13 @@ Speech and speaking-style captions in one embedding space, ordered by valence (n
 (calm → active). The demo corpus is **synthetic** (eSpeak NG voices with prosody set from target valence-arousal),
 so the app runs anywhere offline; add your own corpus as a collection."""
 UPLOAD_LIMIT = "20mb"
+# Concurrency. Searches are read-only, take about a millisecond of numpy (query embeddings are cached in memory) and
+# are thread-safe, so they run without a cap: a visitor never waits behind another's search, and no event waits in
+# Gradio's queue (whose scheduler re-polls every millisecond while any event waits behind a full group). Each
+# visitor's own slider events stay in order through trigger_mode="always_last" (one in flight per event, the
+# latest value sent next). Expensive requests (uploads analysed, maps, evaluation) share one small group.
+SEARCH = dict(concurrency_id="search", concurrency_limit=None)
+HEAVY = dict(concurrency_id="heavy", concurrency_limit=2)
 
 
 def explore_tab(h: Handlers, ckpt, coll) -> tuple[list, list, list, list]:
@@ -64,7 +71,7 @@ def explore_tab(h: Handlers, ckpt, coll) -> tuple[list, list, list, list]:
 
     search_in, search_out = [ckpt, coll, caption, valence, arousal, k], [table, plane, *players]
     # One queue for every search, in submission order, so the last query's results are the ones left on screen.
-    serial = dict(concurrency_id="explore", concurrency_limit=1, show_progress="minimal")
+    serial = dict(**SEARCH, show_progress="minimal", trigger_mode="always_last")
     gr.on([valence.change, arousal.change], h.slide, [ckpt, coll, valence, arousal, k], [caption, *search_out],
           api_name="slide", api_visibility="undocumented", **serial)  # caption + results: one round trip
     gr.on([caption.submit, search.click, k.change, ckpt.change, coll.change], h.explore, search_in, search_out,
@@ -72,8 +79,8 @@ def explore_tab(h: Handlers, ckpt, coll) -> tuple[list, list, list, list]:
     if examples is not None:
         examples.load_input_event.then(h.explore, search_in, search_out, api_visibility="private", **serial)
     gr.on([go.click, axis.change, fixed.change, ckpt.change, coll.change], h.strip, [ckpt, coll, axis, fixed],
-          [note, *strip], api_name="strip", api_visibility="undocumented", concurrency_id="strip",
-          concurrency_limit=1, show_progress="minimal")
+          [note, *strip], api_name="strip", api_visibility="undocumented", show_progress="minimal",
+          trigger_mode="always_last", **SEARCH)
     return search_in, search_out, [ckpt, coll, axis, fixed], [note, *strip]
 
 
@@ -90,11 +97,11 @@ def analyse_tab(h: Handlers, ckpt, coll) -> None:
     with gr.Row():
         players = [player(f"#{i + 1}", "neighbour") for i in range(ANALYSE_K)]
     gr.on([audio.upload, audio.stop_recording, run.click], h.analyse, [audio, ckpt, coll],
-          [summary, plane, captions, table, *players], api_name="analyse_view", api_visibility="private")
+          [summary, plane, captions, table, *players], api_name="analyse_view", api_visibility="private", **HEAVY)
     with gr.Row(visible=False):  # the JSON endpoint /analyse (takes a file, returns a dict)
         api_audio, api_ckpt, api_coll = gr.Audio(type="filepath"), gr.Textbox(), gr.Textbox(DEMO_TEST)
         api_k, api_out, api_go = gr.Number(ANALYSE_K, precision=0), gr.JSON(), gr.Button()
-    api_go.click(h.api_analyse, [api_audio, api_ckpt, api_coll, api_k], api_out, api_name="analyse")
+    api_go.click(h.api_analyse, [api_audio, api_ckpt, api_coll, api_k], api_out, api_name="analyse", **HEAVY)
 
 
 def embedding_tab(h: Handlers, coll):
@@ -110,7 +117,7 @@ def embedding_tab(h: Handlers, coll):
                         label="Modality gap (in the embedding space, not the 2-D map)", interactive=False)
     files = gr.File(label="Downloads: figure (HTML) and embeddings (NPZ + CSV of the map)", file_count="multiple")
     gr.on([draw.click, colour.change], h.embedding, [a, b, coll, method, colour, points], [plot, gaps, files],
-          api_visibility="private")
+          api_visibility="private", **HEAVY)
     return a, b
 
 
@@ -155,7 +162,7 @@ def evaluate_tab(h: Handlers):
     plot = gr.Plot(label="Cross-modal ordinality")
     download = gr.File(label="Full report (JSON)")
     run.click(h.evaluate, [chosen, coll, split, trials, lists], [table, paper, plot, download],
-              api_name="evaluate_view", api_visibility="private")
+              api_name="evaluate_view", api_visibility="private", **HEAVY)
     return chosen, coll
 
 
@@ -197,21 +204,19 @@ def build_app(h: Handlers) -> gr.Blocks:
         refresh.click(**refresh_lists)
         followed.then(**refresh_lists)  # a finished (or stopped) run appears in every checkpoint list
         add.click(h.add_collection, [new_path, new_name], [coll, train_coll, eval_coll, added],
-                  api_visibility="private")
+                  api_visibility="private", **HEAVY)
         load = demo.load(**refresh_lists)
-        load.then(h.explore, search_in, search_out, api_visibility="private", show_progress="minimal",
-                  concurrency_id="explore", concurrency_limit=1)
-        load.then(h.strip, strip_in, strip_out, api_visibility="private", show_progress="hidden",
-                  concurrency_id="strip", concurrency_limit=1)
+        load.then(h.explore, search_in, search_out, api_visibility="private", show_progress="minimal", **SEARCH)
+        load.then(h.strip, strip_in, strip_out, api_visibility="private", show_progress="hidden", **SEARCH)
         load.then(**follow).then(**refresh_lists)  # a job started earlier (another tab, before a reload) is followed
 
         gr.api(h.caption, api_name="caption", concurrency_limit=None)
-        gr.api(h.api_retrieve, api_name="retrieve")
-        gr.api(h.api_embedding_map, api_name="embedding_map")
+        gr.api(h.api_retrieve, api_name="retrieve", **SEARCH)
+        gr.api(h.api_embedding_map, api_name="embedding_map", **HEAVY)
         gr.api(h.api_train, api_name="train", concurrency_limit=None)
         gr.api(h.api_training_status, api_name="training_status", concurrency_limit=None)
         gr.api(h.api_stop_training, api_name="stop_training", concurrency_limit=None)
-        gr.api(h.api_evaluate, api_name="evaluate")
+        gr.api(h.api_evaluate, api_name="evaluate", **HEAVY)
         gr.api(h.api_checkpoints, api_name="checkpoints", concurrency_limit=None)
         gr.api(h.api_collections, api_name="collections", concurrency_limit=None)
     return demo

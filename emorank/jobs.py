@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
@@ -119,13 +120,21 @@ class TrainingJobs:
             `spaces.GPU`). Called as runner(manifest, config, out_dir, cache=..., on_event=..., stop=...,
             progress=False) and must return an object with a `checkpoint` attribute.
         cache_path: feature-cache file the job opens its own connection to (None: the default cache).
+        threads: CPU threads torch may use while a job runs (default: half the cores, at least 1), so a server in
+            the same process keeps the other cores; the previous setting is restored when the job ends. None
+            leaves torch's setting alone.
+        nice: how much lower the job thread's CPU priority is (Linux, where a thread has its own nice value; 0
+            keeps it equal): on a busy machine the scheduler then serves the server's threads first.
     """
 
     def __init__(self, on_checkpoint: CheckpointFn | None = None, runner: Runner | None = None,
-                 cache_path: str | os.PathLike | None = None) -> None:
+                 cache_path: str | os.PathLike | None = None, threads: int | None | str = "auto",
+                 nice: int = 10) -> None:
         self._on_checkpoint = on_checkpoint
         self._runner = runner
         self._cache_path = cache_path
+        self.threads = max(1, (os.cpu_count() or 2) // 2) if threads == "auto" else threads
+        self.nice = nice
         self._lock = threading.Lock()
         self._status = JobStatus()
         self._stop = threading.Event()
@@ -184,7 +193,7 @@ class TrainingJobs:
         if runner is None:
             from emorank.train import train as runner
         try:
-            with FeatureCache(self._cache_path) as cache:  # the job's own SQLite connection
+            with FeatureCache(self._cache_path) as cache, _modest(self.threads, self.nice):
                 result = runner(manifest, config, out_dir, cache=cache, on_event=self._on_event, stop=stop,
                                 progress=False)
         except Exception as err:  # noqa: BLE001 - a failed job must be reported, never crash the server
@@ -211,6 +220,34 @@ class TrainingJobs:
     def _on_event(self, event: dict) -> None:
         with self._lock:
             _apply_event(self._status, event)
+
+
+class _modest:
+    """While a job runs: torch limited to `threads` CPU threads (process-wide; restored afterwards) and, on Linux,
+    this thread's nice value raised by `nice` (a thread's own; it cannot be lowered again, the thread ends with
+    the job)."""
+
+    def __init__(self, threads: int | None, nice: int) -> None:
+        self.threads, self.nice, self.before = threads, nice, None
+
+    def __enter__(self):
+        if self.threads is not None:
+            import torch
+
+            self.before = torch.get_num_threads()
+            torch.set_num_threads(min(self.threads, self.before))
+        if self.nice > 0 and hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)  # Linux: this thread only
+            except OSError as err:
+                log.info("could not lower the training thread's priority: %s", err)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.before is not None:
+            import torch
+
+            torch.set_num_threads(self.before)
 
 
 def _apply_event(s: JobStatus, e: dict) -> None:

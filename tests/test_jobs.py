@@ -1,4 +1,5 @@
 """TrainingJobs: one background job at a time, observable, stoppable, registering its checkpoint."""
+import os
 import threading
 
 import pytest
@@ -92,7 +93,7 @@ def test_a_failing_job_reports_its_error_and_frees_the_slot(prepared, tmp_path, 
     jobs.start(prepared.manifest, TrainConfig(system="no-such-system", epochs=1, **CFG), tmp_path / "bad", "bad")
     final = jobs.wait(60)
     assert final.state == FAILED and "no-such-system" in final.error and "emotionrankclap" in final.error
-    assert final.summary().startswith("bad (no-such-system): failed - ValueError")
+    assert final.summary().startswith("bad (no-such-system): failed - ConfigError")  # a ValueError
     assert found == [] and not jobs.running
     jobs.start(prepared.manifest, TrainConfig(epochs=1, **CFG), tmp_path / "good", "good")
     assert jobs.wait(60).state == DONE
@@ -127,3 +128,28 @@ def test_events_fold_into_progress_and_a_new_stage_restarts_the_curve():
     assert s.history[-1]["val_loss"] == 2.2 and s.best_epoch == 1
     _apply_event(s, {"event": "stage", "message": "stage 2: self-distillation from the teacher"})
     assert s.history == [] and s.losses == [] and s.message.startswith("stage 2")
+
+
+def test_a_job_leaves_cores_to_the_server_and_restores_torch_threads(prepared, tmp_path):
+    import torch
+
+    seen = {}
+
+    class Probe(Gate):
+        def __call__(self, *args, **kwargs):
+            seen["threads"] = torch.get_num_threads()
+            seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) - nice_before
+            return super().__call__(*args, **kwargs)
+
+    before, nice_before = torch.get_num_threads(), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    torch.set_num_threads(2)
+    try:
+        jobs = TrainingJobs(None, Probe(prepared), cache_path=tmp_path / "c.sqlite", threads=1, nice=5)
+        jobs.start(prepared.manifest, TrainConfig(epochs=1, **CFG), tmp_path / "r", "r")
+        assert jobs.wait(60).state == DONE
+        assert seen == {"threads": 1, "nice": 5}
+        # restored for the server; the server's own threads never lost priority (only the job thread's changed)
+        assert torch.get_num_threads() == 2
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == nice_before
+    finally:
+        torch.set_num_threads(before)
