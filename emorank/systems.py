@@ -68,6 +68,12 @@ SYSTEMS: dict[str, System] = {s.name: s for s in [
            "Suresh Chandra et al., EmotionRankCLAP (2025)",
            "caption wording is ours (seeded templates in place of the paper's o1 captions); "
            "rank sets use >= as in the released Rank-N-Contrast", va_captions=True),
+    System("emotionrankclap-plus", "EmotionRankCLAP+ (A-V, ours)", "va", "rnc-sce",
+           "ours: EmotionRankCLAP's cross-modal Rank-N-Contrast plus a CLIP term, both directions",
+           "not in any paper: loss = symmetric RNC (audio and text anchors) + 0.5 x symmetric cross-entropy, "
+           "so captions keep the ordinal structure and the paired caption is still told apart; V-A captions "
+           "as EmotionRankCLAP; chosen on RAVDESS (README, real speech)",
+           loss_kwargs={"sce_weight": 0.5, "symmetric": True}, va_captions=True),
 ]}
 
 

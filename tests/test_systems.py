@@ -9,20 +9,24 @@ from conftest import make_prepared
 
 PAPER_ROWS = ["clap-template", "clap4emo", "paraclap", "clap-sce-av", "supcon-av", "smoothclap", "ra-clap",
               "emotionrankclap"]
+OURS = ["emotionrankclap-plus"]
 
 
 def test_registry_has_every_seed_system_with_known_parts():
-    assert list(SYSTEMS) == PAPER_ROWS
+    assert list(SYSTEMS) == PAPER_ROWS + OURS  # the paper's rows in its order, then ours
     for s in SYSTEMS.values():
         assert s.loss in LOSSES and s.captions in CAPTION_BUILDERS
         assert s.interpretation and s.paper
     assert get_system("emotionrankclap").loss == "rnc"
     assert get_system("ra-clap").teacher == "clap-sce-av"
     assert {s.name for s in SYSTEMS.values() if s.va_captions} == {
-        "clap-sce-av", "supcon-av", "smoothclap", "ra-clap", "emotionrankclap"}
+        "clap-sce-av", "supcon-av", "smoothclap", "ra-clap", "emotionrankclap", "emotionrankclap-plus"}
+    plus = get_system("emotionrankclap-plus")
+    assert plus.loss == "rnc-sce" and plus.loss_kwargs == {"sce_weight": 0.5, "symmetric": True}
+    assert "ours" in plus.title and "not in any paper" in plus.interpretation
 
 
-@pytest.mark.parametrize("name", [n for n in PAPER_ROWS if n != "ra-clap"])
+@pytest.mark.parametrize("name", [n for n in PAPER_ROWS + OURS if n != "ra-clap"])
 def test_each_system_improves_its_own_validation_loss(name, tmp_path):
     data = make_prepared(seed=1)
     cfg = TrainConfig(system=name, epochs=5, lr=1e-3, batch_size=32, device="cpu")
