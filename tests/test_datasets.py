@@ -409,6 +409,16 @@ def test_ravdess(tmp_path):
     np.testing.assert_allclose(custom.va()[0], CATEGORY_VA["angry"][:2])
 
 
+def test_corpus_folders_given_as_relative_paths_resolve_once(tmp_path, monkeypatch):
+    """A root relative to the working directory must not be joined onto itself (root/root/Actor_01/...)."""
+    make_wav(tmp_path / "corpus/Actor_01/03-01-05-02-01-01-01.wav")
+    monkeypatch.chdir(tmp_path)
+    m = load_ravdess("corpus")
+    assert m.path == [str(tmp_path / "corpus/Actor_01/03-01-05-02-01-01-01.wav")]
+    assert m.ids == ["Actor_01/03-01-05-02-01-01-01.wav"]
+    assert all(os.path.isfile(p) for p in m.path)
+
+
 def test_ravdess_fixed_speaker_split(tmp_path):
     for actor in (1, 16, 17, 19, 20, 24):
         make_wav(tmp_path / f"Actor_{actor:02d}/03-01-05-02-01-01-{actor:02d}.wav", seed=actor)
