@@ -168,7 +168,8 @@ def evaluate_tab(h: Handlers):
 
 def build_app(h: Handlers) -> gr.Blocks:
     """The Blocks of the demo (not launched)."""
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    # delete_cache: Gradio's copies of uploads and downloads older than an hour are removed every half hour.
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
         with gr.Row():
             ckpt = gr.Dropdown(h.checkpoint_choices(), value=h.default_checkpoint(), label="Checkpoint (system)",

@@ -71,12 +71,13 @@ def client_process(url: str, checkpoint: str, collection: str, threads: int, req
                 (times.append(time.perf_counter() - t) if ok else errors.append(str(res)[:200]))
 
     time.sleep(max(0.0, start_at - time.time()))
+    cpu = time.process_time()
     workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    return {"times": times, "errors": errors}
+    return {"times": times, "errors": errors, "cpu_s": time.process_time() - cpu}
 
 
 def load(url: str, checkpoint: str, collection: str, clients: int, requests: int, procs: int, seed: int,
@@ -90,17 +91,24 @@ def load(url: str, checkpoint: str, collection: str, clients: int, requests: int
                         "--seed", str(seed + i), "--start-at", repr(start_at)]
     running = [subprocess.Popen(cmd(i, n), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for i, n in enumerate(share) if n]
-    times, errors = [], []
+    times, errors, client_cpu = [], [], 0.0
+    server_cpu = None
     for p in running:
+        if server_cpu is None:
+            time.sleep(max(0.0, start_at - time.time()))
+            server_cpu = time.process_time()  # this process: the server (and a training job's thread, if any)
         out, err = p.communicate(timeout=timeout)
         if p.returncode:
             raise RuntimeError(f"a client process failed:\n{err[-3000:]}")
         res = json.loads(out)
         times += res["times"]
         errors += res["errors"]
+        client_cpu += res["cpu_s"]
     wall = time.time() - start_at
     out = summary(times, wall, len(errors))
-    out["first_errors"] = errors[:3]
+    n = max(1, len(times) + len(errors))
+    out.update(first_errors=errors[:3], server_cpu_ms_per_request=1000 * (time.process_time() - server_cpu) / n,
+               client_cpu_ms_per_request=1000 * client_cpu / n)
     return out
 
 
@@ -155,14 +163,15 @@ def report(out: dict) -> str:
              f"{out['clients']} clients x {out['requests']} requests; {out['cpus']} CPUs, load average before "
              f"{out['load_avg_before'][0]:.1f}",
              f"{'phase':<26}{'median ms':>10}{'p95 ms':>9}{'req/s':>8}{'errors':>8}{'median x':>10}{'p95 x':>8}"
-             f"{'req/s x':>9}"]
+             f"{'req/s x':>9}{'server CPU ms/req':>19}{'client CPU ms/req':>19}"]
     for name, label in (("single", "single client"), ("idle", f"{out['clients']} clients, idle"),
                         ("training", f"{out['clients']} clients, training")):
         r = out.get(name)
         if r:
             lines.append(f"{label:<26}{r['median_ms']:>10.0f}{r['p95_ms']:>9.0f}{r['rps']:>8.1f}{r['errors']:>8d}"
                          f"{r['median_ms'] / base['median_ms']:>10.1f}{r['p95_ms'] / base['p95_ms']:>8.1f}"
-                         f"{r['rps'] / base['rps']:>9.2f}")
+                         f"{r['rps'] / base['rps']:>9.2f}{r['server_cpu_ms_per_request']:>19.1f}"
+                         f"{r['client_cpu_ms_per_request']:>19.1f}")
     return "\n".join(lines)
 
 

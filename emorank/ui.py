@@ -172,9 +172,20 @@ class Handlers:
         self.ws = workspace
         self.jobs = jobs
         self.served = [os.path.realpath(r) for r in (served_roots or workspace.allowed_roots())]
-        self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix=OUTPUT_PREFIX))
+        self.output_dir = Path(output_dir) if output_dir else app_output_dir()
         self.maps_dir = workspace.assets.data_dir / "maps"
         workspace.allow_uploads_from(gr.utils.get_upload_folder())  # /analyse reads Gradio's uploads
+
+    def _new_output(self, prefix: str) -> Path:
+        """A fresh folder for one request's downloads; only the newest MAX_OUTPUTS are kept (Gradio has copied
+        what it served into its own cache), so visitors cannot fill the disk over a long uptime."""
+        import shutil
+
+        out = Path(tempfile.mkdtemp(prefix=prefix, dir=self.output_dir))
+        folders = sorted((f for f in self.output_dir.iterdir() if f.is_dir()), key=lambda f: f.stat().st_mtime)
+        for old in folders[:-MAX_OUTPUTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        return out
 
     # ----------------------------------------------------------------------------- choices
     def default_checkpoint(self) -> str | None:
@@ -368,7 +379,7 @@ class Handlers:
         method, colour = choice(method, "method", MAP_METHODS), choice(colour, "colour", MAP_COLOURS)
         max_points = whole(max_points, "clips (at most)", *MAP_POINTS)
         figs, gaps, files = [], [], []
-        out = Path(tempfile.mkdtemp(prefix="map-", dir=self.output_dir))
+        out = self._new_output("map-")
         for i, name in enumerate(dict.fromkeys(names)):
             progress(i / len(names), desc=f"{method.upper()} of {name}")
             emap, la, lt, na, nt, audio, text_ = self._map(name, collection, method, max_points, progress)
@@ -486,7 +497,7 @@ class Handlers:
         reports = res["reports"]
         rows = [_report_row(name, r) for name, r in reports.items()]
         fig = ordinality_figure({name: r["ordinality"] for name, r in reports.items()})
-        path = Path(tempfile.mkdtemp(prefix="eval-", dir=self.output_dir)) / "evaluation.json"
+        path = self._new_output("eval-") / "evaluation.json"
         path.write_text(json.dumps(res, indent=2, default=float))
         return rows, res["table"], fig, str(path)
 
@@ -571,6 +582,55 @@ def theme_and_css() -> tuple[gr.themes.Base, str]:
 
 
 OUTPUT_PREFIX = "emorank-app-"
+MAX_OUTPUTS = 32  # request folders (maps, evaluation reports) kept in a Handlers' output folder
+OWNER_FILE = "owner.pid"
+STALE_SECONDS = 24 * 3600  # a folder without an owner file (older versions) is stale after a day
+
+
+def app_output_dir(parent: str | os.PathLike | None = None) -> Path:
+    """A fresh `emorank-app-*` folder for this process's figures and downloads: stale ones (left by processes that
+    died, see `sweep_output_dirs`) are removed first, and this one is removed when the process exits."""
+    import atexit
+    import shutil
+
+    sweep_output_dirs(parent)
+    out = Path(tempfile.mkdtemp(prefix=OUTPUT_PREFIX, dir=parent))
+    (out / OWNER_FILE).write_text(str(os.getpid()))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    return out
+
+
+def sweep_output_dirs(parent: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the `emorank-app-*` folders in `parent` (default: the temp dir) whose owner process is gone (or,
+    without an owner file, that are older than a day); returns them. Folders of running apps are kept."""
+    import shutil
+
+    removed = []
+    for folder in Path(parent or tempfile.gettempdir()).glob(f"{OUTPUT_PREFIX}*"):
+        try:
+            owner = folder / OWNER_FILE
+            if owner.is_file():
+                stale = not _alive(int(owner.read_text().strip() or 0))
+            else:
+                stale = time.time() - folder.stat().st_mtime > STALE_SECONDS
+        except (OSError, ValueError):
+            continue
+        if stale and folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def _slug(name: str) -> str:

@@ -283,3 +283,36 @@ def test_upload_problems_are_told_as_something_a_visitor_can_do(h, tmp_path):
         message = err.value.message
         assert message.startswith(start), message
         assert not any(word in message for word in ("allow_silent", "max_seconds", "min_seconds", "=", str(tmp_path)))
+
+
+def test_output_folders_are_removed_at_exit_and_stale_ones_swept_at_start(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from emorank.ui import OWNER_FILE, app_output_dir
+
+    code = "import sys; from emorank.ui import app_output_dir; print(app_output_dir(sys.argv[1]))"
+    made = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
+                          cwd=ROOT).stdout.strip()
+    assert Path(made).name.startswith("emorank-app-") and not Path(made).exists()  # removed at exit
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folders = {name: tmp_path / f"emorank-app-{name}" for name in ("dead", "alive", "old", "recent")}
+    for f in folders.values():
+        f.mkdir()
+        (f / "evaluation.json").write_text("{}")
+    (folders["dead"] / OWNER_FILE).write_text(str(dead.pid))
+    (folders["alive"] / OWNER_FILE).write_text(str(os.getpid()))
+    os.utime(folders["old"], (time.time() - 3 * 86400, time.time() - 3 * 86400))
+    mine = app_output_dir(tmp_path)
+    assert not folders["dead"].exists() and not folders["old"].exists()
+    assert folders["alive"].exists() and folders["recent"].exists() and mine.is_dir()
+
+
+def test_request_outputs_are_bounded(h):
+    from emorank.ui import MAX_OUTPUTS
+
+    made = [h._new_output("eval-") for _ in range(MAX_OUTPUTS + 8)]
+    kept = [f for f in h.output_dir.iterdir() if f.is_dir()]
+    assert len(kept) == MAX_OUTPUTS and made[-1] in kept and made[0] not in kept
