@@ -253,6 +253,84 @@ def test_rnc_rejects_a_negative_tie_tolerance():
         RankNContrastLoss(tie_tol=-1.0)
 
 
+# --------------------------------------------------------------------------- memory of the label distances and RNC
+
+
+def _unblocked_distance(y_a, y_b, kind):
+    diff = y_a[:, None, :] - y_b[None, :, :]  # the [N, M, K] form these functions had before row blocks
+    return (diff * diff).sum(-1).sqrt() if kind == "l2" else diff.abs().sum(-1)
+
+
+def _peak_cpu_bytes(fn) -> int:
+    """Peak of the bytes torch's CPU allocator holds during fn, above what it held before (profiler events)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    live = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak
+
+
+@pytest.mark.parametrize("kind", ["l2", "l1"])
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 21])
+def test_label_distance_in_row_blocks_is_bit_identical(kind, block, monkeypatch):
+    from fractions import Fraction
+
+    from emorank.losses import functional
+
+    g = torch.Generator().manual_seed(block)
+    steps = torch.randint(0, 37, (23, 2), generator=g).tolist()  # consensus means of 6 ratings: k / 6 steps
+    y = torch.tensor([[1 + float(Fraction(k, 6)) for k in row] for row in steps], dtype=F64)
+    y_b = y[torch.randperm(23, generator=g)[:19]]
+    monkeypatch.setattr(functional, "_BLOCK_ELEMENTS", block)
+    got = functional.label_distance(y, y_b, kind)
+    assert got.dtype == F64 and got.shape == (23, 19)
+    assert torch.equal(got, _unblocked_distance(y, y_b, kind))  # bit for bit: ties stay ties
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("ties", ["heavy", "near", "continuous"])
+def test_rnc_in_row_blocks_matches_one_block_bit_for_bit(symmetric, ties, monkeypatch):
+    from emorank.losses import functional
+
+    a, t, y = make_batch(29, seed=5, ties=ties)
+    scale = torch.tensor(4.0, dtype=F64)
+    loss = RankNContrastLoss(symmetric=symmetric)
+    whole = grads(lambda a, t, s: loss(a, t, labels=y, logit_scale=s), a, t, scale)
+    monkeypatch.setattr(functional, "_BLOCK_ELEMENTS", 3 * 29)  # blocks of 3 anchor rows, the last one of 2
+    blocked = grads(lambda a, t, s: loss(a, t, labels=y, logit_scale=s), a, t, scale)
+    assert_same(blocked, whole, rtol=0, atol=1e-14)  # same per-row operations; only the final sums may round
+    assert_same(blocked, grads(lambda a, t, s: naive_rnc_masks(a, t, y, s) if not symmetric
+                               else (naive_rnc_masks(a, t, y, s) + naive_rnc_masks(t, a, y, s)) / 2, a, t, scale))
+
+
+def test_label_distance_memory_is_the_result_only(monkeypatch):
+    from emorank.losses import functional
+
+    n = 1024
+    monkeypatch.setattr(functional, "_BLOCK_ELEMENTS", 1 << 17)  # 16 row blocks, as N = 4096 has by default
+    y = torch.randint(10, 71, (n, 2), generator=torch.Generator().manual_seed(0)).to(F64) / 10
+    # the result is 8 bytes per pair; the former [N, N, 2] float64 intermediates took 40
+    assert _peak_cpu_bytes(lambda: functional.label_distance(y, y)) < 12 * n * n
+
+
+def test_rnc_forward_backward_memory_is_bounded(monkeypatch, single_thread):
+    from emorank.losses import functional
+
+    n = 1024
+    monkeypatch.setattr(functional, "_BLOCK_ELEMENTS", 1 << 17)  # 8 row blocks, as N = 4096 has by default
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, 64, generator=g).requires_grad_(True)
+    t = torch.randn(n, 64, generator=g).requires_grad_(True)
+    y = torch.randint(10, 71, (n, 2), generator=g) / 10.0
+    # float32 embeddings: ~43 bytes per pair (float64 distances, int64 sort order and tie ends, float32 logits and
+    # running sums); the unblocked form with its [N, N, 2] label differences peaked at ~60
+    assert _peak_cpu_bytes(lambda: RankNContrastLoss()(a, t, y).backward()) < 50 * n * n
+
+
 # --------------------------------------------------------------------------- other oracles
 
 
