@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 DESCRIPTION = """emorank: EmotionRankCLAP and the emotion-CLAP family.
@@ -202,15 +203,22 @@ def cmd_features(args) -> int:
 
 
 def train_config_from_args(args):
-    """The TrainConfig of the flags, validated: a bad value raises ConfigError (exit 2) before anything loads."""
+    """The TrainConfig of the flags, validated: a bad value raises ConfigError (exit 2) before anything loads.
+
+    Budget flags left out take our recipe (lr 1e-3, at least 900 steps), or the paper's with ``--paper``."""
     from emorank.train import TrainConfig
     audio_kw, text_kw = _encoder_kwargs(args)
+    base = TrainConfig.paper() if args.paper else TrainConfig.recipe()
+    budget = {k: getattr(args, k) for k in ("epochs", "min_steps", "lr") if getattr(args, k) is not None}
+    if args.epochs is not None and args.min_steps is None:
+        budget["min_steps"] = 0  # an explicit epoch count is the whole budget unless --min-steps says otherwise
     config = TrainConfig(system=args.system, loss=args.loss, audio_encoder=args.audio_encoder,
                          text_encoder=args.text_encoder, audio_encoder_kwargs=audio_kw, text_encoder_kwargs=text_kw,
-                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                         temperature_init=args.temperature, seed=args.seed, caption_seed=args.caption_seed,
-                         device=args.device, workers=args.workers, audio_norm=args.audio_norm,
-                         captions=args.captions)
+                         epochs=base.epochs, min_steps=base.min_steps, lr=base.lr, batch_size=args.batch_size,
+                         weight_decay=args.weight_decay, temperature_init=args.temperature, seed=args.seed,
+                         caption_seed=args.caption_seed, device=args.device, workers=args.workers,
+                         audio_norm=args.audio_norm, captions=args.captions)
+    config = replace(config, **budget)
     config.validate()
     return config
 
@@ -376,9 +384,15 @@ def cmd_push(args) -> int:
 
 # -------------------------------------------------------------------- parser
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--epochs", type=int, default=15, help="paper: 15")
+    p.add_argument("--paper", action="store_true",
+                   help="the paper's exact budget: 15 epochs at Adam lr 1e-4, no step minimum")
+    p.add_argument("--epochs", type=int,
+                   help="epochs (default: at least 15 and at least --min-steps steps; paper: 15); given alone, "
+                   "exactly this many")
+    p.add_argument("--min-steps", type=int,
+                   help="at least this many optimiser steps (default 900, ours; 0 with --paper or --epochs)")
     p.add_argument("--batch-size", type=int, default=64, help="paper: 64")
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3, ours; paper: 1e-4)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--temperature", type=float, default=1.0, help="initial temperature (paper: 1.0)")
     p.add_argument("--caption-seed", type=int, default=0)

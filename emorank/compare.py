@@ -78,7 +78,9 @@ def _finished_checkpoint(run_dir: Path, config: TrainConfig) -> bool:
         saved = EmotionRankCLAP.from_checkpoint(run_dir / "checkpoint")
     except CheckpointError:
         return False
-    return saved.extra.get("train") == asdict(config) and not saved.extra.get("stopped")
+    train = saved.extra.get("train")
+    # through from_dict, so a field added to TrainConfig later (at its default) still matches an older checkpoint
+    return isinstance(train, dict) and TrainConfig.from_dict(train) == config and not saved.extra.get("stopped")
 
 
 def run_one(manifest: Manifest, system: str, seed: int, base: TrainConfig, eval_config: EvalConfig, run_dir: Path,

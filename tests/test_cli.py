@@ -100,3 +100,19 @@ def test_caption_a_manifest_with_the_builder_and_with_an_llm(capsys, tmp_path):
         server.shutdown()
     rows = read_csv_manifest(tmp_path / "l.csv", check_files=False)
     assert rows.caption == ["The person is speaking in a bright voice."] * 2
+
+
+def _budget(*flags):
+    from emorank.cli import train_config_from_args
+
+    args = build_parser().parse_args(["train", "--manifest", "m.csv", "--out", "o", *flags])
+    config = train_config_from_args(args)
+    return config.epochs, config.min_steps, config.lr
+
+
+def test_budget_defaults_learn_and_the_paper_is_one_flag_away():
+    assert _budget() == (15, 900, 1e-3)  # our recipe: at least 900 optimiser steps at lr 1e-3
+    assert _budget("--paper") == (15, 0, 1e-4)  # the paper's exact settings
+    assert _budget("--epochs", "3") == (3, 0, 1e-3)  # an explicit epoch count alone is the whole budget
+    assert _budget("--epochs", "3", "--min-steps", "50") == (3, 50, 1e-3)
+    assert _budget("--paper", "--lr", "0.01") == (15, 0, 0.01)

@@ -133,3 +133,18 @@ def test_stopped_compare_keeps_finished_runs(demo_manifest, session_cache, tmp_p
                    on_event=events.append, progress=False)
     assert set(done["systems"]) == {"clap-sce-av", "emotionrankclap"}
     assert {e.get("system") for e in events if e["event"] == "epoch"} == {"emotionrankclap"}
+
+
+def test_a_checkpoint_from_before_a_new_config_field_still_counts_as_finished(tmp_path):
+    """The shipped checkpoint's saved TrainConfig predates `min_steps`: at the field's default it is the same run."""
+    import shutil
+
+    from emorank.compare import _finished_checkpoint
+
+    shutil.copytree("checkpoints/emotionrankclap", tmp_path / "checkpoint")
+    saved = json.loads((tmp_path / "checkpoint" / "config.json").read_text())["train"]
+    assert "min_steps" not in saved
+    config = TrainConfig.from_dict(saved)
+    assert _finished_checkpoint(tmp_path, config)
+    assert not _finished_checkpoint(tmp_path, TrainConfig.from_dict({**saved, "min_steps": 900}))
+    assert not _finished_checkpoint(tmp_path, TrainConfig.from_dict({**saved, "lr": 1e-4}))

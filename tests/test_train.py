@@ -1,4 +1,5 @@
 import threading
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -151,3 +152,22 @@ def test_ra_clap_trains_a_teacher_first_and_reuses_it(prepared, tmp_path, monkey
     events.clear()
     train(prepared.manifest, cfg, tmp_path / "ra", data=make_prepared(), on_event=events.append, progress=False)
     assert not any(e["event"] == "stage" and e["message"].startswith("stage 1") for e in events)
+
+
+def test_step_budget_raises_the_epoch_count_for_small_corpora():
+    paper, ours = TrainConfig.paper(), TrainConfig.recipe()
+    assert (paper.epochs, paper.min_steps, paper.lr) == (15, 0, 1e-4) and asdict(paper) == asdict(TrainConfig())
+    assert paper.epochs_for(15) == 15 and paper.epochs_for(1400) == 15
+    assert ours.epochs_for(15) == 60  # RAVDESS: 960 training clips / 64 = 15 steps per epoch
+    assert ours.epochs_for(1406) == 15  # MSP-Podcast size: the paper's 15 epochs already exceed the minimum
+    assert ours.epochs_for(11) == 82 and ours.lr == 1e-3
+
+
+def test_min_steps_sets_the_number_of_epochs_trained(tmp_path):
+    data = make_prepared(seed=2)
+    cfg = TrainConfig(epochs=1, min_steps=7, batch_size=32, lr=1e-3, device="cpu")
+    events = []
+    result = train(data.manifest, cfg, tmp_path / "r", data=data, progress=False, on_event=events.append)
+    steps = next(e["steps_per_epoch"] for e in events if e["event"] == "budget")
+    assert len(result.history) == -(-7 // steps) > 1
+    assert sum(e["event"] == "step" for e in events) >= 7
