@@ -505,3 +505,94 @@ def test_seed_test_welch_matches_scipy_and_handles_constant_scores():
     assert M.seed_test(a[:4], b, "paired")["p"] == pytest.approx(M.paired_test(a[:4], b)["p"])
     with pytest.raises(M.MetricInputError, match="valid tests"):
         M.seed_test(a, b, "z")
+
+
+# ------------------------------------------------------------------------------------------------ alignment speed paths
+
+
+def _reference_cost(x: np.ndarray, y: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """The unfused cost-matrix code that the fused one replaced (the same cancellation rule)."""
+    x_sq, y_sq = np.einsum("ij,ij->i", x, x), np.einsum("ij,ij->i", y, y)
+    cost = np.empty((x.shape[0], y.shape[0]))
+    for start in range(0, x.shape[0], chunk):
+        stop = min(start + chunk, x.shape[0])
+        scale = x_sq[start:stop, None] + y_sq[None, :]
+        d2 = scale - 2.0 * (x[start:stop] @ y.T)
+        rows, cols = np.nonzero(d2 <= 1e-6 * scale)
+        diff = x[start + rows] - y[cols]
+        d2[rows, cols] = np.einsum("ij,ij->i", diff, diff)
+        cost[start:stop] = np.sqrt(np.maximum(d2, 0.0))
+    return cost
+
+
+def _reference_kernel_sum(a: np.ndarray, b: np.ndarray, gamma: float, chunk: int) -> float:
+    b_sq = np.einsum("ij,ij->i", b, b)
+    total = 0.0
+    for start in range(0, a.shape[0], chunk):
+        block = a[start:start + chunk]
+        d2 = np.einsum("ij,ij->i", block, block)[:, None] + b_sq[None, :] - 2.0 * (block @ b.T)
+        total += float(np.exp(-gamma * np.maximum(d2, 0.0)).sum())
+    return total
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1024])
+def test_fused_cost_and_kernel_match_the_unfused_code_bit_for_bit(chunk):
+    x, y = _rng(0).normal(size=(37, 16)), _rng(1).normal(size=(29, 16))
+    y[3] = x[5]  # an exactly coincident pair goes through the cancellation fix
+    got = M._euclidean_cost(x, y, chunk=chunk)
+    np.testing.assert_array_equal(got, _reference_cost(x, y, chunk))
+    assert got[5, 3] == 0.0
+    assert M._rbf_kernel_sum(x, y, 0.07, chunk) == _reference_kernel_sum(x, y, 0.07, chunk)
+
+
+def test_mmd_float32_kernel_is_close_and_keeps_the_identity():
+    x = _rng(0).normal(size=(300, 32))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = x + 0.2 * _rng(1).normal(size=(300, 32))
+    ref = M.mmd_rbf(x, y)
+    assert M.mmd_rbf(x, y, precision="float32") == pytest.approx(ref, rel=1e-4, abs=1e-7)
+    assert M.mmd_rbf(x, x.copy(), precision="float32") == 0.0
+    with pytest.raises(M.MetricInputError, match="precision"):
+        M.mmd_rbf(x, y, precision="float16")
+
+
+def test_alignment_trials_in_worker_processes_match_in_process():
+    audio = _rng(0).normal(size=(80, 6))
+    text = audio + 0.3 * _rng(1).normal(size=(80, 6))
+    serial = M.alignment_trials(audio, text, n_trials=4, n_pairs=30, seed=5, workers=1)
+    calls = []
+    parallel = M.alignment_trials(audio, text, n_trials=4, n_pairs=30, seed=5, workers=2,
+                                  progress=lambda d, n: calls.append((d, n)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    for key in ("mmd", "wasserstein"):  # same draws, same trial order; BLAS threads may move the last bits
+        np.testing.assert_allclose(parallel[key]["values"], serial[key]["values"], rtol=1e-12, atol=1e-15)
+    # and the sequential path is the former one: trial t uses the t-th draw of the seeded generator
+    rng = np.random.default_rng(5)
+    for t in range(4):
+        idx = rng.choice(80, size=30, replace=False)
+        assert serial["wasserstein"]["values"][t] == M.wasserstein(audio[idx], text[idx])
+        assert serial["mmd"]["values"][t] == M.mmd_rbf(audio[idx], text[idx])
+    with pytest.raises(M.MetricInputError, match="workers"):
+        M.alignment_trials(audio, text, workers=0)
+
+
+def test_alignment_on_an_unavailable_device_says_so(monkeypatch):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    x = _rng(0).normal(size=(10, 3))
+    with pytest.raises(M.MetricInputError, match="no CUDA device"):
+        M.wasserstein(x, x, device="cuda")
+
+
+def test_alignment_on_cuda_matches_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    x = _rng(0).normal(size=(400, 64))
+    y = x + 0.3 * _rng(1).normal(size=(400, 64))
+    y[7] = x[7]
+    assert M.wasserstein(x, y, device="cuda") == pytest.approx(M.wasserstein(x, y), rel=1e-12)
+    assert M.mmd_rbf(x, y, device="cuda") == pytest.approx(M.mmd_rbf(x, y), rel=1e-10)
+    assert M.mmd_rbf(x, y, device="cuda", precision="float32") == pytest.approx(M.mmd_rbf(x, y), rel=1e-4)
+    assert M.wasserstein(x, x, device="cuda") == 0.0
