@@ -210,11 +210,22 @@ class _HFModelRef:
         return kw
 
     def load(self, loader, **extra):
-        """``loader.from_pretrained(source)``, with every loading failure turned into EncoderUnavailableError."""
+        """``loader.from_pretrained(source)``, with every loading failure turned into EncoderUnavailableError.
+
+        A local folder loads without transformers' "Loading weights" progress bar (it is instant, and it printed on
+        every command); downloads keep their progress."""
+        from transformers.utils import logging as hf_logging
+
+        quiet = self.local and hf_logging.is_progress_bar_enabled()
+        if quiet:
+            hf_logging.disable_progress_bar()
         try:
             return loader.from_pretrained(self.source, **self.kwargs(), **extra)
         except (OSError, ValueError, ImportError, AttributeError, KeyError, TypeError) as err:
             raise _unavailable(self.kind, self.model, err) from err
+        finally:
+            if quiet:
+                hf_logging.enable_progress_bar()
 
     def identity(self, ensure_loaded) -> str:
         """A string naming the exact weights: folder digest, or Hub id + snapshot commit (loads once if unknown)."""

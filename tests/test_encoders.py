@@ -518,3 +518,11 @@ def test_odyssey_code_written_for_old_transformers_points_to_the_native_loader(t
 def test_hf_audio_rejects_a_layer_the_model_does_not_have(tiny_wavlm):
     with pytest.raises(EncoderInputError, match="layer 7 does not exist"):
         HFAudioEncoder(model=tiny_wavlm["raw"], layer=7).encode(waves(0)[:1])
+
+
+def test_local_models_load_without_a_progress_bar(capfd):
+    from transformers.utils import logging as hf_logging
+
+    build_text_encoder("minilm").encode(["The person is speaking calmly."])
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # restored for downloads
