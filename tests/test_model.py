@@ -128,3 +128,24 @@ def test_normaliser_round_trip_and_nan_features():
     np.testing.assert_allclose(again(x[1:]), norm(x[1:]))
     with pytest.raises(ValueError, match="valid: speaker, global, none"):
         FeatureNormaliser("zscore")
+
+
+def test_speaker_normalisation_matches_a_mask_per_speaker_oracle():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 6)).astype(np.float32) * rng.uniform(0.5, 3.0, size=6).astype(np.float32)
+    names = np.array(["", "a", "b", "c", "rare", "d"], dtype=object)
+    speakers = list(names[rng.choice(6, size=400, p=[0.1, 0.3, 0.3, 0.2, 0.005, 0.095])])
+    norm = FeatureNormaliser("speaker").fit(x)
+    want = (x - norm.mean) / norm.std  # the former code: one boolean mask over every row per speaker
+    spk = np.asarray(speakers, dtype=object)
+    for name in np.unique(spk):
+        rows = np.flatnonzero(spk == name)
+        if name and len(rows) >= norm.min_speaker_rows:
+            want[rows] = (x[rows] - x[rows].mean(axis=0)) / np.maximum(x[rows].std(axis=0), 1e-6)
+    got = norm(x, speakers)
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+    assert got.dtype == np.float32
+    # rare and unknown speakers keep the global statistics; known ones are z-scored within themselves
+    rare = spk == "rare"
+    np.testing.assert_array_equal(got[rare], ((x[rare] - norm.mean) / norm.std).astype(np.float32))
+    np.testing.assert_allclose(got[spk == "a"].mean(axis=0), 0.0, atol=1e-5)
