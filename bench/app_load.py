@@ -4,8 +4,10 @@
 
 (run from the repository root). Launches the app in this process on 127.0.0.1 (random port; no background
 warm-up, the index of the default checkpoint on the demo test split is built before timing), then times `/retrieve`
-calls (random valence-arousal points on the sliders' 0.5 grid, seeded, k=5) sent through `gradio_client` from
-separate client processes (so the clients do not share this process's interpreter lock):
+calls (random valence-arousal points on the sliders' 0.5 grid, seeded, k=5) from separate client processes (so the
+clients do not share this process's interpreter lock), each visitor speaking Gradio's queue protocol over one
+keep-alive HTTP connection as a browser does (`--via gradio_client` uses gradio_client instead; its own CPU cost
+per call, about 50 ms here against the server's 7 ms, then bounds what 2 shared cores can show):
 
 1. single client: `--single` sequential calls (the baseline);
 2. idle: `--clients` clients at once (threads spread over `--procs` processes), `--requests` calls each;
@@ -45,13 +47,48 @@ def summary(seconds: list[float], wall: float, errors: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- client process
-def client_process(url: str, checkpoint: str, collection: str, threads: int, requests: int, seed: int,
-                   start_at: float) -> dict:
-    """`threads` clients (one gradio_client.Client each), `requests` sequential /retrieve calls each, all starting
-    at wall-clock time `start_at`; returns the round trips and errors."""
-    from gradio_client import Client
+class QueueClient:
+    """A visitor as the browser's JavaScript client is one: POST /gradio_api/queue/join, then read the session's
+    SSE stream /gradio_api/queue/data until the event completes (one keep-alive HTTP connection per visitor).
+    Same protocol and server work as gradio_client, without its per-call helper threads and 50 ms polling."""
 
-    clients = [Client(url, verbose=False, download_files=False) for _ in range(threads)]
+    def __init__(self, url: str) -> None:
+        import uuid
+
+        import httpx
+
+        self.url, self.http, self.session = url.rstrip("/"), httpx.Client(timeout=60), uuid.uuid4().hex
+        config = self.http.get(f"{self.url}/config").json()
+        self.fn_index = {d.get("api_name"): d["id"] for d in config["dependencies"]}
+
+    def predict(self, *data, api_name: str):
+        joined = self.http.post(f"{self.url}/gradio_api/queue/join",
+                                json={"data": list(data), "fn_index": self.fn_index[api_name.lstrip("/")],
+                                      "session_hash": self.session, "event_data": None, "trigger_id": None})
+        joined.raise_for_status()
+        event = joined.json()["event_id"]
+        with self.http.stream("GET", f"{self.url}/gradio_api/queue/data",
+                              params={"session_hash": self.session}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    msg = json.loads(line[5:])
+                    if msg.get("msg") == "process_completed" and msg.get("event_id") == event:
+                        if not msg.get("success"):
+                            raise RuntimeError(str(msg.get("output", {}).get("error")))
+                        return msg["output"]["data"][0]
+        raise RuntimeError("the event stream ended before the result")
+
+
+def client_process(url: str, checkpoint: str, collection: str, threads: int, requests: int, seed: int,
+                   start_at: float, via: str = "http") -> dict:
+    """`threads` clients (QueueClient, or gradio_client.Client with via="gradio_client"), `requests` sequential
+    /retrieve calls each, all starting at wall-clock time `start_at`; returns the round trips and errors."""
+    if via == "gradio_client":
+        from gradio_client import Client
+
+        clients = [Client(url, verbose=False, download_files=False) for _ in range(threads)]
+    else:
+        clients = [QueueClient(url) for _ in range(threads)]
     times: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -62,8 +99,7 @@ def client_process(url: str, checkpoint: str, collection: str, threads: int, req
         for v, a in points:
             t = time.perf_counter()
             try:
-                res = clients[i].predict(checkpoint=checkpoint, collection=collection, valence=float(v),
-                                         arousal=float(a), k=5, api_name="/retrieve")
+                res = clients[i].predict(checkpoint, collection, "", float(v), float(a), 5, api_name="/retrieve")
                 ok = len(res["hits"]) == 5
             except Exception as err:  # noqa: BLE001 - counted, reported
                 ok, res = False, repr(err)[:200]
@@ -81,14 +117,14 @@ def client_process(url: str, checkpoint: str, collection: str, threads: int, req
 
 
 def load(url: str, checkpoint: str, collection: str, clients: int, requests: int, procs: int, seed: int,
-         timeout: float) -> dict:
+         timeout: float, via: str) -> dict:
     """`clients` concurrent clients spread over `procs` processes; one summary over all their calls."""
     procs = max(1, min(procs, clients))
     share = [clients // procs + (i < clients % procs) for i in range(procs)]
     start_at = time.time() + 4.0 + 0.5 * procs  # every process imported and connected before the first call
     cmd = lambda i, n: [sys.executable, __file__, "--client", url, "--checkpoint", checkpoint,  # noqa: E731
                         "--collection", collection, "--threads", str(n), "--requests", str(requests),
-                        "--seed", str(seed + i), "--start-at", repr(start_at)]
+                        "--seed", str(seed + i), "--start-at", repr(start_at), "--via", via]
     running = [subprocess.Popen(cmd(i, n), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for i, n in enumerate(share) if n]
     times, errors, client_cpu = [], [], 0.0
@@ -129,7 +165,8 @@ def measure(args) -> dict:
            "cpus": os.cpu_count(), "load_avg_before": os.getloadavg(), "clients": args.clients,
            "requests": args.requests}
     common = dict(checkpoint=checkpoint, collection=DEMO_TEST, procs=args.procs, seed=args.seed,
-                  timeout=args.timeout)
+                  timeout=args.timeout, via=args.via)
+    out["via"] = args.via
     try:
         load(url, clients=1, requests=5, **common)  # untimed warm-up of every path
         out["single"] = load(url, clients=1, requests=args.single, **common)
@@ -160,8 +197,8 @@ def measure(args) -> dict:
 def report(out: dict) -> str:
     base = out["single"]
     lines = [f"{out['clips']} clips ({out['collection']}), checkpoint {out['checkpoint']}, /retrieve k=5; "
-             f"{out['clients']} clients x {out['requests']} requests; {out['cpus']} CPUs, load average before "
-             f"{out['load_avg_before'][0]:.1f}",
+             f"{out['clients']} clients x {out['requests']} requests through {out['via']}; {out['cpus']} CPUs, load "
+             f"average before {out['load_avg_before'][0]:.1f}",
              f"{'phase':<26}{'median ms':>10}{'p95 ms':>9}{'req/s':>8}{'errors':>8}{'median x':>10}{'p95 x':>8}"
              f"{'req/s x':>9}{'server CPU ms/req':>19}{'client CPU ms/req':>19}"]
     for name, label in (("single", "single client"), ("idle", f"{out['clients']} clients, idle"),
@@ -183,6 +220,9 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=50, help="calls of the single-client baseline")
     parser.add_argument("--procs", type=int, default=4, help="client processes the clients are spread over")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--via", choices=("http", "gradio_client"), default="http",
+                        help="client: the queue protocol over plain HTTP as a browser speaks it (default), or "
+                             "gradio_client (whose own CPU cost per call, ~50 ms here, then dominates on 2 cores)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds any phase may take")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: a client process (server URL)
@@ -196,7 +236,7 @@ def main() -> None:
         if not args.client.startswith(("http://127.0.0.1:", "http://localhost:")):
             raise SystemExit("the load client only sends requests to 127.0.0.1")
         print(json.dumps(client_process(args.client, args.checkpoint, args.collection, args.threads, args.requests,
-                                        args.seed, args.start_at)))
+                                        args.seed, args.start_at, args.via)))
         return
     from emorank.demo import default_data_dir
 

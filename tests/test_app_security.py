@@ -256,7 +256,7 @@ def some(*valid):
     return st.one_of(garbage, st.sampled_from(valid))
 
 
-FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
 
 @FUZZ
@@ -284,6 +284,7 @@ def test_any_garbage_gives_a_clean_user_error(app, layout, data):
         h.start_training: (some(DEMO_TEST), some("emotionrankclap"), some(1, 15), some(16, 64), some(1e-4), some(0),
                            text_),
         h.api_evaluate: (some(["emorankclap"], "emorankclap"), coll, some("test", "dev"), some(2), some(10)),
+        h.evaluate: (some(["emorankclap"]), coll, some("test"), some(2), some(10)),
         h.add_collection: (some(str(allowed / "mine.wav"), str(allowed), "/etc"), text_),
         h.refresh_checkpoints: (ckpt, ckpt, ckpt, some(["emorankclap"])),
     }
