@@ -46,6 +46,8 @@ MAX_NAME_CHARS = 200  # a checkpoint, collection or run name
 MAP_POINTS = (10, 2000)  # clips drawn in an embedding map
 EVAL_TRIALS, EVAL_LISTS, MAX_EVAL_CHECKPOINTS = (2, 30), (10, 100), 4  # the paper's protocol: 30 trials, 100 lists
 VA_RANGE = (1.0, 7.0)
+MAX_COLLECTIONS = 64  # collections a workspace holds (each keeps its manifest and, once searched, an index)
+MAX_RUNS = 200  # training runs kept in the runs folder; beyond that new runs are refused
 
 
 class WorkspaceError(ValueError):
@@ -550,6 +552,8 @@ class Workspace:
             raise WorkspaceError(f"{p.name} does not exist")
         label = " ".join(str(name or p.stem or p.name).split())[:60]
         with self._lock:
+            if len(self._collections) >= MAX_COLLECTIONS:
+                raise WorkspaceError(f"this app holds at most {MAX_COLLECTIONS} collections; restart it to add more")
             source.name = _unique(label, self._collections)
             self._collections[source.name] = source
         return source
@@ -704,6 +708,9 @@ class Workspace:
         """A fresh folder under the runs directory for a training run named after `name` (made unique)."""
         base = _clean_name(name) or time.strftime("run-%Y%m%d-%H%M%S")
         taken = {p.name for p in self.assets.runs_dir.glob("*")} if self.assets.runs_dir.is_dir() else set()
+        if len(taken) >= MAX_RUNS:
+            raise WorkspaceError(f"this app's storage for training runs is full ({MAX_RUNS} runs); its operator can "
+                                 f"remove old runs")
         final = _unique(base, taken)
         return final, self.assets.runs_dir / final
 

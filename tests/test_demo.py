@@ -216,3 +216,25 @@ def test_run_dirs_are_unique_and_clean(ws):
     path.mkdir(parents=True)
     name2, path2 = ws.new_run_dir("my run/../x")
     assert name2 == f"{name}-2" and path2.parent == path.parent == ws.assets.runs_dir
+
+
+def test_what_visitors_can_add_is_bounded(assets, tmp_path, monkeypatch, demo_corpus):
+    import emorank.demo as demo
+
+    ws = Workspace(assets, allow_local_paths=True, local_roots=[tmp_path])
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(sorted((Path(demo_corpus).parent / "audio").glob("*.wav"))[0], folder / "a.wav")
+    monkeypatch.setattr(demo, "MAX_COLLECTIONS", 4)
+    ws.add_collection(folder)
+    ws.add_collection(folder)
+    with pytest.raises(WorkspaceError, match="at most 4 collections"):
+        ws.add_collection(folder)
+    assert len(ws.collections()) == 4
+    runs = Workspace(demo.DemoAssets(data_dir=tmp_path, manifest_path=assets.manifest_path,
+                                     cache_path=assets.cache_path, runs_dir=tmp_path / "runs", checkpoint_dirs=[]))
+    monkeypatch.setattr(demo, "MAX_RUNS", 3)
+    for i in range(3):
+        runs.new_run_dir(f"r{i}")[1].mkdir(parents=True)
+    with pytest.raises(WorkspaceError, match="storage for training runs is full"):
+        runs.new_run_dir("one more")
