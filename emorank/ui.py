@@ -25,7 +25,7 @@ import numpy as np
 
 from emorank.demo import (ANALYSE_MAX_SECONDS, ANALYSE_MIN_SECONDS, DEMO_ALL, DEMO_TEST, EVAL_LISTS, EVAL_TRIALS,
                           MAP_POINTS, MAX_EVAL_CHECKPOINTS, MAX_NAME_CHARS, REPO_DIR, STRIP_VALUES, Workspace,
-                          WorkspaceError, choice, names, number, text, visible_name, whole)
+                          WorkspaceError, choice, names, text, visible_name, whole)
 from emorank.jobs import JobBusyError, TrainingJobs
 
 log = logging.getLogger(__name__)
