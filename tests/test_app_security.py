@@ -147,7 +147,7 @@ def test_symbolic_links_out_of_the_allowed_roots_are_refused(app, layout):
 
 
 def test_manifest_errors_never_quote_the_file(app, layout):
-    url, demo, _ = layout_app = app
+    url, demo, _ = app
     _, allowed, private = layout
     index = fn_index(demo, "add_collection")
     cases = {
