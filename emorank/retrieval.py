@@ -9,13 +9,14 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from emorank.captions import va_caption
 from emorank.datasets import Manifest
 from emorank.features import FeatureCache
+from emorank.index import EmbeddingIndex, top_k
 from emorank.metrics import va_from_similarity, va_grid
 from emorank.model import CheckpointError, EmotionRankCLAP
 
@@ -132,6 +133,7 @@ class Collection:
         """`grid`: the model's `grid_embeddings`, when the caller already has them (computed lazily otherwise);
         `queries`: the model's query-embedding cache, when shared between collections (a private one otherwise)."""
         self.model, self.manifest, self.audio_emb, self.cache, self.seed = model, manifest, audio_emb, cache, seed
+        self.index = EmbeddingIndex(audio_emb, dtype="float32")  # exact, scores as `audio_emb @ q`
         self._grid = grid
         self.queries = queries if queries is not None else QueryCache(model, cache=cache)
 
@@ -145,15 +147,22 @@ class Collection:
     def __len__(self) -> int:
         return len(self.manifest)
 
-    def _hits(self, scores: np.ndarray, k: int, exclude: set[int] = frozenset()) -> list[Hit]:
-        order = [i for i in np.argsort(-scores, kind="stable") if i not in exclude][:k]
+    def _hits(self, scores: np.ndarray, k: int, exclude: Iterable[int] = ()) -> list[Hit]:
+        """The k best clips of one score row [N], best first, ties by row (a stable sort's order), none excluded."""
+        values, rows = top_k(scores, k, exclude)  # [1, k'] each
+        return self._hit_list(values[0], rows[0])
+
+    def _hit_list(self, values: np.ndarray, rows: np.ndarray) -> list[Hit]:
         m = self.manifest
-        return [Hit(int(i), m.path[i], float(scores[i]), float(m.valence[i]), float(m.arousal[i]), m.emotion[i],
-                    m.speaker[i]) for i in order]
+        return [Hit(int(i), m.path[i], float(s), float(m.valence[i]), float(m.arousal[i]), m.emotion[i],
+                    m.speaker[i]) for s, i in zip(values, rows)]
 
     def search_embedding(self, embedding: np.ndarray, k: int = 5) -> list[Hit]:
         """The k clips most cosine-similar to a joint-space embedding [D] (e.g. of an uploaded clip)."""
-        return self._hits(self.audio_emb @ np.asarray(embedding, dtype=np.float32).reshape(-1), k)
+        if k < 1:
+            return []
+        values, rows = self.index.search(np.asarray(embedding, dtype=np.float32).reshape(-1), k)  # [1, k'] each
+        return self._hit_list(values[0], rows[0])
 
     def search_text(self, text: str, k: int = 5) -> list[Hit]:
         """The k clips most cosine-similar to a caption."""
@@ -175,13 +184,13 @@ class Collection:
         points = [(v, fixed) if axis == "valence" else (fixed, v) for v in values]
         rng = np.random.default_rng(self.seed)
         q = self.queries.embed([va_caption(v, a, rng) for v, a in points])  # [L, D]
-        taken: set[int] = set()
+        taken: list[int] = []
         hits = []
-        for row in q @ self.audio_emb.T:
+        for row in self.index.scores(q):  # [L, N], one product for all steps
             hit = self._hits(row, 1, taken)
             if not hit:
                 break
-            taken.add(hit[0].row)
+            taken.append(hit[0].row)
             hits.append(hit[0])
         return hits
 

@@ -73,3 +73,48 @@ def test_free_text_queries_stay_in_a_bounded_memory_cache_never_on_disk(collecti
     assert texts[-8] in queries._items and texts[-7] not in queries._items
     with pytest.raises(ValueError, match="at least 1"):
         QueryCache(collection.model, max_items=0)
+
+
+def _former_order(scores: np.ndarray, k: int, exclude=()) -> list[int]:
+    """Oracle: what Collection did before the index, a full stable argsort of -scores skipping excluded rows."""
+    return [int(i) for i in np.argsort(-scores, kind="stable") if i not in set(exclude)][:k]
+
+
+@pytest.fixture(scope="module")
+def tied(collection):
+    """The collection with every third clip's embedding copied onto the next two rows: many exact ties."""
+    emb = collection.audio_emb.copy()
+    for offset in (1, 2):
+        emb[offset::3] = emb[0::3][:len(emb[offset::3])]
+    return Collection(collection.model, collection.manifest, emb, cache=collection.cache, queries=collection.queries)
+
+
+def test_search_matches_the_former_full_sort_including_ties(tied):
+    rng = np.random.default_rng(0)
+    queries = [tied.audio_emb[0], tied.audio_emb[7], *rng.normal(size=(3, tied.audio_emb.shape[1]))]
+    for q in queries:
+        q = np.asarray(q, dtype=np.float32)
+        for k in (1, 3, 10, len(tied) + 5):
+            hits = tied.search_embedding(q, k)
+            scores = tied.audio_emb @ q
+            assert [h.row for h in hits] == _former_order(scores, k)
+            assert [h.score for h in hits] == [float(scores[h.row]) for h in hits]
+    first = tied.search_embedding(tied.audio_emb[3], 3)
+    assert [h.row for h in first] == [3, 4, 5]  # three identical clips: lowest row first
+    assert tied.search_embedding(tied.audio_emb[0], 0) == []
+
+
+def test_ordinal_strip_matches_the_former_implementation(tied):
+    from emorank.captions import va_caption
+
+    for axis, fixed in (("arousal", 4.0), ("valence", 2.0)):
+        values = np.arange(1.0, 7.01, 1.0)
+        points = [(v, fixed) if axis == "valence" else (fixed, v) for v in values]
+        rng = np.random.default_rng(tied.seed)
+        q = tied.queries.embed([va_caption(v, a, rng) for v, a in points])  # [L, D]
+        taken: list[int] = []
+        for row in q @ tied.audio_emb.T:
+            taken.append(_former_order(row, 1, taken)[0])
+        assert [h.row for h in tied.ordinal_neighbours(axis, fixed)] == taken
+    few = Collection(tied.model, tied.manifest.subset(np.arange(3)), tied.audio_emb[:3], queries=tied.queries)
+    assert sorted(h.row for h in few.ordinal_neighbours("valence", 4.0)) == [0, 1, 2]  # stops when none is left
