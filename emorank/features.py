@@ -33,6 +33,8 @@ import numpy as np
 
 ProgressFn = Callable[[int, int], None]
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+MAX_CHUNK = 64  # files per extraction task at most: bounds a task's memory and the time between cache commits
+CHUNKS_PER_WORKER = 4  # tasks per worker: uneven files (long clips, bad files) still leave every worker busy
 WATCHDOG_SECONDS = 1.0  # how often a worker checks that its parent is alive (fallback to PR_SET_PDEATHSIG)
 
 
@@ -139,8 +141,12 @@ class FeatureCache:
 
     # ---------------------------------------------------------- high level
     def audio_features(self, paths: Sequence[str], encoder, workers: int | None = None,
-                       progress: bool | ProgressFn = True, chunk: int = 64) -> AudioFeatures:
-        """Features for each path, computing only what is missing; unreadable files are skipped and reported."""
+                       progress: bool | ProgressFn = True, chunk: int = MAX_CHUNK) -> AudioFeatures:
+        """Features for each path, computing only what is missing; unreadable files are skipped and reported.
+
+        Missing files are encoded in chunks of at most ``chunk`` files, sized by :func:`chunk_sizes` so that even
+        a small job is shared among the ``workers`` processes (default: up to 4, one per core); the values do
+        not depend on the number of workers or the chunking."""
         fp = encoder.fingerprint()
         shas: list[str | None] = []
         unreadable: dict[int, str] = {}  # row -> reason
@@ -193,26 +199,47 @@ class FeatureCache:
 
 
 # ---------------------------------------------------------------- extraction
+def chunk_sizes(n: int, workers: int, max_chunk: int = MAX_CHUNK) -> list[int]:
+    """Sizes of the chunks that ``n`` files are encoded in by ``workers`` processes, in order.
+
+    Sized by the work rather than fixed: about ``CHUNKS_PER_WORKER`` chunks per worker, so a small job (say 40
+    files on 2 workers) is still split across all workers, and a worker that draws slow files does not hold up
+    the end of the run; never more than ``max_chunk`` files per chunk, never an empty chunk. Sizes differ by at
+    most one (larger first), e.g. ``chunk_sizes(200, 2) == [25] * 8``.
+    """
+    if n < 0 or workers < 1 or max_chunk < 1:
+        raise ValueError(f"need n >= 0, workers >= 1 and max_chunk >= 1, got {n}, {workers}, {max_chunk}")
+    if n == 0:
+        return []
+    count = max(-(-n // max_chunk), min(n, workers * CHUNKS_PER_WORKER))  # ceil(n / max_chunk) at least
+    size, extra = divmod(n, count)
+    return [size + 1] * extra + [size] * (count - extra)
+
+
 def _extract(paths: list[str], encoder, workers: int | None, progress: bool | ProgressFn, chunk: int):
     """Yield (paths, vectors, skipped) per chunk; CPU encoders run in worker processes, others in-process."""
     if not paths:
         return
     report = _progress(progress, len(paths), desc=f"features ({encoder.name})")
-    parallel = getattr(encoder, "parallel_safe", False) and (workers or 0) != 1 and len(paths) > chunk
     if workers is None:
         workers = max(1, min(4, os.cpu_count() or 1))
+    if not getattr(encoder, "parallel_safe", False):
+        workers = 1
+    workers = max(1, min(int(workers), len(paths)))  # no idle processes for a tiny job
+    bounds = np.cumsum([0, *chunk_sizes(len(paths), workers, chunk)])
+    chunks = [paths[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     done = 0
     try:
-        if parallel and workers > 1:
+        if workers > 1:
             with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(encoder, os.getpid())) as pool:
-                chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
-                for result in pool.map(_worker_encode, chunks):
+                results = pool.map(_worker_encode, chunks)  # in order, whichever worker finishes first
+                for result in results:
                     done += len(result[0]) + len(result[2])
                     report(done)
                     yield result
         else:
-            for i in range(0, len(paths), chunk):
-                result = _encode_chunk(encoder, paths[i:i + chunk])
+            for part in chunks:
+                result = _encode_chunk(encoder, part)
                 done += len(result[0]) + len(result[2])
                 report(done)
                 yield result
