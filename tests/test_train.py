@@ -171,3 +171,21 @@ def test_min_steps_sets_the_number_of_epochs_trained(tmp_path):
     steps = next(e["steps_per_epoch"] for e in events if e["event"] == "budget")
     assert len(result.history) == -(-7 // steps) > 1
     assert sum(e["event"] == "step" for e in events) >= 7
+
+
+def test_training_loop_runs_with_the_configured_threads_and_restores_them(tmp_path):
+    from emorank.train import TRAIN_THREADS, ConfigError
+
+    before = torch.get_num_threads()
+    seen = []
+    on_step = lambda e: seen.append(torch.get_num_threads()) if e["event"] == "step" else None  # noqa: E731
+    data = make_prepared(seed=3)
+    for threads, want in ((None, TRAIN_THREADS), (before + 1, before + 1)):
+        seen.clear()
+        train(data.manifest, TrainConfig(epochs=1, batch_size=32, device="cpu", threads=threads), tmp_path / "t",
+              data=data, progress=False, on_event=on_step)
+        assert seen and set(seen) == {want}
+        assert torch.get_num_threads() == before  # the process-wide setting is given back
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="threads"):
+            TrainConfig(threads=bad).validate()
