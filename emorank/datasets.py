@@ -447,7 +447,7 @@ def load_msp_podcast(root: str | os.PathLike, labels_csv: str | os.PathLike | No
     Development -> dev, ``test_set`` -> test; rows of the other test sets are dropped (``test_set=None`` keeps
     every test set as ``test``). ``SpkrID``/``Gender`` of ``Unknown`` become ``""``. Licence-gated: never ship it.
     """
-    root = Path(root).absolute()
+    root = Path(root).expanduser().absolute()
     labels = Path(labels_csv) if labels_csv is not None else root / "Labels" / "labels_consensus.csv"
     rows = _read_dict_csv(labels, _MSP_COLUMNS)
     audio_dir = root / "Audios"
@@ -529,7 +529,7 @@ def load_iemocap(root: str | os.PathLike, *, check_files: bool = True) -> Manife
     exc, sad, ang, fru, fea, sur, dis, oth map to :data:`CATEGORIES`; ``xxx`` (no agreement) becomes ``""``.
     No split is assigned (use :func:`speaker_disjoint_split` or leave-one-session-out). Licence-gated.
     """
-    root = Path(root).absolute()
+    root = Path(root).expanduser().absolute()
     files = sorted(root.glob("Session*/dialog/EmoEvaluation/*.txt"))
     if not files:
         raise ManifestError(f"no IEMOCAP label files under {root} (expected Session*/dialog/EmoEvaluation/*.txt)")
@@ -627,7 +627,7 @@ def _from_file_names(root: str | os.PathLike, pattern: str, parse: Callable[[re.
                      corpus: str, check_files: bool) -> Manifest:
     """Shared walk: every ``*.wav`` under ``root`` whose name matches ``pattern`` becomes a row via
     ``parse(match, path)``, which returns None to skip the file."""
-    root = Path(root).absolute()
+    root = Path(root).expanduser().absolute()
     if not root.is_dir():
         raise ManifestError(f"{corpus}: corpus folder not found: {root}")
     regex = re.compile(pattern, re.IGNORECASE)
@@ -712,7 +712,7 @@ def load_crema_d(root: str | os.PathLike, *, intensity_factors: Mapping[str, flo
     ``VideoDemographics.csv`` (ActorID, Sex) when found under ``root``, else ``""``. ``neutral`` overrides
     :data:`NEUTRAL_VA`. ODbL 1.0 + DbCL 1.0.
     """
-    root = Path(root).absolute()
+    root = Path(root).expanduser().absolute()
     sexes = _crema_demographics(root)
     crowd = _crema_votes(root) if votes else {}
     low, strong = _intensity(intensity_factors, "low"), _intensity(intensity_factors, "strong")

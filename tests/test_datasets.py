@@ -417,6 +417,8 @@ def test_corpus_folders_given_as_relative_paths_resolve_once(tmp_path, monkeypat
     assert m.path == [str(tmp_path / "corpus/Actor_01/03-01-05-02-01-01-01.wav")]
     assert m.ids == ["Actor_01/03-01-05-02-01-01-01.wav"]
     assert all(os.path.isfile(p) for p in m.path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert load_ravdess("~/corpus").path == m.path  # a leading ~ is the user's home, as in a shell
 
 
 def test_ravdess_fixed_speaker_split(tmp_path):
