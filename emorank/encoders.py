@@ -311,6 +311,8 @@ class EGeMAPSEncoder(AudioEncoder):
     batch_size: int = 1
 
     name: ClassVar[str] = "egemaps"
+    feature_set: ClassVar[str] = "eGeMAPSv02"  # an opensmile.FeatureSet member, functionals level
+    n_features: ClassVar[int] = 88
     parallel_safe: ClassVar[bool] = True
     _smile: Any = field(default=None, init=False, repr=False, compare=False)
 
@@ -325,10 +327,10 @@ class EGeMAPSEncoder(AudioEncoder):
 
     @property
     def dim(self) -> int:
-        return 88
+        return self.n_features
 
     def fingerprint(self) -> str:
-        return _fingerprint(self.name, {"set": "eGeMAPSv02", "level": "functionals", "sr": SAMPLE_RATE,
+        return _fingerprint(self.name, {"set": self.feature_set, "level": "functionals", "sr": SAMPLE_RATE,
                                         "min_seconds": float(self.min_seconds),
                                         "opensmile": _package_version("opensmile")})
 
@@ -337,14 +339,14 @@ class EGeMAPSEncoder(AudioEncoder):
             try:
                 import opensmile
             except ImportError as err:
-                raise EncoderUnavailableError("The audio encoder 'egemaps' needs the 'opensmile' package "
+                raise EncoderUnavailableError(f"The audio encoder '{self.name}' needs the 'opensmile' package "
                                               "(pip install opensmile).") from err
-            self._smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+            self._smile = opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, self.feature_set),
                                           feature_level=opensmile.FeatureLevel.Functionals)
         return self._smile
 
     def encode(self, waves: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-        """``[N, 88]`` float32 functionals of 16 kHz mono waveforms."""
+        """``[N, dim]`` float32 functionals of 16 kHz mono waveforms."""
         waves = as_wave_list(waves)
         if not waves:
             return self._empty()
@@ -367,26 +369,8 @@ class ComParEEncoder(EGeMAPSEncoder):
     """
 
     name: ClassVar[str] = "compare"
-
-    @property
-    def dim(self) -> int:
-        return 6373
-
-    def fingerprint(self) -> str:
-        return _fingerprint(self.name, {"set": "ComParE_2016", "level": "functionals", "sr": SAMPLE_RATE,
-                                        "min_seconds": float(self.min_seconds),
-                                        "opensmile": _package_version("opensmile")})
-
-    def _extractor(self):
-        if self._smile is None:
-            try:
-                import opensmile
-            except ImportError as err:
-                raise EncoderUnavailableError("The audio encoder 'compare' needs the 'opensmile' package "
-                                              "(pip install opensmile).") from err
-            self._smile = opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016,
-                                          feature_level=opensmile.FeatureLevel.Functionals)
-        return self._smile
+    feature_set: ClassVar[str] = "ComParE_2016"
+    n_features: ClassVar[int] = 6373
 
 
 # ---------------------------------------------------------------- generic Hugging Face audio
