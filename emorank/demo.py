@@ -36,7 +36,8 @@ ANALYSE_MAX_SECONDS = 30.0  # uploads longer than this are refused (the encoders
 ANALYSE_MIN_SECONDS = 0.3
 MAX_FOLDER_FILES = 5000
 STRIP_VALUES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)  # the ordinal strip: one clip per step (paper, Figure 3)
-ALL_LOCAL = (os.path.abspath(os.sep),)  # `local_roots` for a private app: every folder the server's user can read
+ALL_LOCAL = (os.path.abspath(os.sep),)
+SHIPPED_TEXT_FEATURES = REPO_DIR / "assets" / "caption-features.npz"  # see export_text_features  # `local_roots` for a private app: every folder the server's user can read
 
 # What one request may ask for (a public app's visitors must not be able to make the server work for minutes).
 MAX_HITS = 50  # clips returned by one search
@@ -48,6 +49,7 @@ EVAL_TRIALS, EVAL_LISTS, MAX_EVAL_CHECKPOINTS = (2, 30), (10, 100), 4  # the pap
 VA_RANGE = (1.0, 7.0)
 MAX_COLLECTIONS = 64  # collections a workspace holds (each keeps its manifest and, once searched, an index)
 MAX_RUNS = 200  # training runs kept in the runs folder; beyond that new runs are refused
+COLLECTIONS_FILE = "collections.json"  # under the data folder: the collections visitors added (definitions only)
 
 
 class WorkspaceError(ValueError):
@@ -223,21 +225,16 @@ def ensure_demo(data_dir: str | os.PathLike | None = None, progress: ProgressFn 
 
     t0 = time.perf_counter()
     report = progress or console_progress
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    dirs = [Path(d) for d in checkpoint_dirs] if checkpoint_dirs is not None else [REPO_DIR / "checkpoints"]
-    assets = DemoAssets(data_dir=data_dir.resolve(), manifest_path=corpus_manifest(data_dir.resolve()),
-                        cache_path=Path(cache_path) if cache_path else data_dir.resolve() / "features.sqlite",
-                        runs_dir=data_dir.resolve() / "runs",
-                        checkpoint_dirs=dirs)
+    assets = plan_demo(data_dir, checkpoint_dirs=checkpoint_dirs, cache_path=cache_path)
     if not assets.manifest_path.is_file():
         from emorank.corpus import build_demo_corpus  # imported only when needed (scipy.signal is slow to load)
 
-        report(0.0, f"building the synthetic demo corpus ({n} clips, eSpeak NG) in {assets.manifest_path.parent}")
+        report(0.0, f"building the synthetic demo corpus ({n} clips, eSpeak NG voices)")
         build_demo_corpus(assets.manifest_path.parent, n=n, seed=seed, workers=workers,
                           progress=lambda done, total: report(0.6 * done / max(total, 1),
                                                               f"rendering clips {done}/{total}"))
         assets.built.append("corpus")
-    assets.checkpoints = find_checkpoints(dirs, assets.runs_dir)
+    assets.checkpoints = find_checkpoints(assets.checkpoint_dirs, assets.runs_dir)
     audio_name, audio_kw, text_name, text_kw = _encoder_choice(assets.checkpoints, audio_encoder, text_encoder)
     manifest = read_csv_manifest(assets.manifest_path)
     rows = manifest.subset(np.isin(np.asarray(manifest.split, dtype=object), list(splits)))
@@ -250,6 +247,25 @@ def ensure_demo(data_dir: str | os.PathLike | None = None, progress: ProgressFn 
     report(1.0, f"demo ready in {assets.seconds:.1f} s ({', '.join(assets.built) or 'nothing'} built; "
                 f"{len(assets.checkpoints)} checkpoint(s))")
     return assets
+
+
+def plan_demo(data_dir: str | os.PathLike | None = None, *,
+              checkpoint_dirs: Sequence[str | os.PathLike] | None = None,
+              cache_path: str | os.PathLike | None = None) -> DemoAssets:
+    """Where the demo's pieces are (or will be) and which checkpoints exist, building nothing (milliseconds):
+    what an app needs to lay out its page before `ensure_demo` has run."""
+    data_dir = (Path(data_dir) if data_dir is not None else default_data_dir()).resolve()
+    dirs = [Path(d) for d in checkpoint_dirs] if checkpoint_dirs is not None else [REPO_DIR / "checkpoints"]
+    return DemoAssets(data_dir=data_dir, manifest_path=corpus_manifest(data_dir),
+                      cache_path=Path(cache_path) if cache_path else data_dir / "features.sqlite",
+                      runs_dir=data_dir / "runs", checkpoint_dirs=dirs,
+                      checkpoints=find_checkpoints(dirs, data_dir / "runs"))
+
+
+def demo_clip_folder(assets: DemoAssets) -> Path:
+    """The folder that holds (or will hold) the demo corpus's clips: what an app launched before the build
+    must be allowed to serve."""
+    return Path(os.path.realpath(assets.manifest_path.parent / "audio"))
 
 
 def corpus_manifest(data_dir: Path) -> Path:
@@ -295,7 +311,7 @@ def fill_audio_features(cache, paths: Sequence[str], encoder: str, kwargs: dict,
     if missing <= 0:
         return False
     lo, hi = span
-    report(lo, f"extracting {encoder} features of {missing} clips (once; cached in {cache.path})")
+    report(lo, f"extracting {encoder} features of {missing} clips (once; then cached)")
     cache.audio_features(paths, enc, workers=workers,
                          progress=lambda done, total: report(lo + (hi - lo) * done / max(total, 1),
                                                              f"audio features {done}/{total}"))
@@ -309,32 +325,66 @@ def query_captions(seed: int = 0) -> list[str]:
     return [va_caption(v, a, np.random.default_rng(seed)) for v in LEVEL_VALUES for a in LEVEL_VALUES]
 
 
+def app_captions(seed: int = 0) -> list[str]:
+    """Every caption the app embeds before a visitor types anything: the slider captions (`query_captions`) and
+    the phrasings of the V-A estimation grid (`retrieval.grid_embeddings`)."""
+    from emorank.captions import va_caption
+    from emorank.retrieval import va_grid
+
+    rng = np.random.default_rng(seed)
+    grid = [va_caption(v, a, rng) for v, a in va_grid(0.5) for _ in range(3)]
+    return list(dict.fromkeys(query_captions(seed) + grid))
+
+
+def _portable(fingerprint: str) -> str:
+    """A text encoder's fingerprint without the library version: the shipped features stay valid across
+    transformers releases (the same weights give the same features to float16 precision)."""
+    return "|".join(part for part in fingerprint.split("|") if not part.startswith("transformers="))
+
+
+def export_text_features(cache, encoder, texts: Sequence[str], path: str | os.PathLike = SHIPPED_TEXT_FEATURES
+                         ) -> Path:
+    """Write the raw features of `texts` (float16, computed through `cache`) to a file shipped with the app."""
+    from emorank.features import text_sha
+
+    feats = cache.text_features(list(texts), encoder)  # [N, Dt]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, fingerprint=np.array(_portable(encoder.fingerprint())),
+                        sha=np.array([text_sha(t) for t in texts]), features=feats.astype(np.float16))
+    return path
+
+
+def import_text_features(cache, encoder, path: str | os.PathLike = SHIPPED_TEXT_FEATURES) -> int:
+    """Copy shipped text features into `cache` when they were made by this encoder; returns how many."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    fp = encoder.fingerprint()
+    with np.load(path) as shipped:
+        if str(shipped["fingerprint"]) != _portable(fp):
+            return 0
+        items = dict(zip(shipped["sha"].tolist(), shipped["features"].astype(np.float32)))
+    cache.put_many(fp, items)
+    return len(items)
+
+
 def fill_caption_features(cache, encoder: str, kwargs: dict, report: ProgressFn, at: float = 0.0) -> bool:
-    """Cache the text features of the slider captions and of the V-A estimation grid; True when any were new."""
+    """Cache the text features of the slider captions and of the V-A estimation grid (from the shipped file when
+    it matches the encoder, else computed); True when any were new."""
     from emorank.encoders import build_text_encoder
     from emorank.features import text_sha
-    from emorank.retrieval import grid_embeddings
 
     enc = build_text_encoder(encoder, **kwargs)
-    texts = query_captions()
-    if len(cache.get_many(enc.fingerprint(), [text_sha(t) for t in texts])) == len(set(texts)):
+    texts = app_captions()
+    if len(cache.get_many(enc.fingerprint(), [text_sha(t) for t in texts])) == len(texts):
         return False
-    report(at, f"encoding the query captions with {encoder} (once)")
-    cache.text_features(texts, enc)
-    grid_embeddings(_TextSide(enc), cache=cache)  # fills the cache with the grid's caption features
+    if import_text_features(cache, enc):
+        report(at, f"caption features of {encoder} taken from the shipped file")
+    if len(cache.get_many(enc.fingerprint(), [text_sha(t) for t in texts])) < len(texts):
+        report(at, f"encoding the query captions with {encoder} (once)")
+        cache.text_features(texts, enc)
     return True
-
-
-class _TextSide:
-    """The text side of a model with an identity head: lets retrieval helpers fill the text-feature cache
-    without a checkpoint (the heads are applied to the cached features later)."""
-
-    def __init__(self, encoder) -> None:
-        self.text_encoder = encoder
-
-    @staticmethod
-    def embed_text_features(raw: np.ndarray) -> np.ndarray:
-        return raw
 
 
 def find_checkpoints(checkpoint_dirs: Sequence[Path], runs_dir: Path) -> dict[str, Path]:
@@ -387,6 +437,55 @@ def folder_manifest(folder: str | os.PathLike, max_files: int = MAX_FOLDER_FILES
 
 
 # ------------------------------------------------------------------------------------------- workspace
+class BuildStatus:
+    """Progress of the app's background build (`Workspace.build_demo`), readable from any thread."""
+
+    def __init__(self, ready: bool = False) -> None:
+        self._lock = threading.Lock()
+        self.fraction, self.message, self.error, self.running = (1.0 if ready else 0.0), "", "", False
+        self.ready = threading.Event()
+        if ready:
+            self.ready.set()
+
+    def report(self, fraction: float, message: str) -> None:
+        with self._lock:
+            self.fraction, self.message = float(min(max(fraction, 0.0), 1.0)), message
+        log.info("[build %3.0f%%] %s", 100 * fraction, message)
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"ready": self.ready.is_set(), "running": self.running, "fraction": self.fraction,
+                    "message": self.message, "error": self.error}
+
+
+def _hub_offline(environ=os.environ) -> bool:
+    return any(environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+               for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+DATASET_MARKERS = ("dataset_dict.json", "state.json", "metadata.csv", "metadata.jsonl")
+
+
+def parse_label_columns(spec: str | None) -> dict:
+    """The label options of `load_hf_dataset` from one line a visitor types: "valence, arousal" (1..7),
+    "valence, arousal, 1-5" (another scale) or one name (a category column); empty means "valence, arousal"."""
+    spec = text(spec, "the label columns", MAX_NAME_CHARS, required=False)
+    parts = [part.strip() for part in spec.split(",") if part.strip()] or ["valence", "arousal"]
+    if len(parts) == 1:
+        return {"category": parts[0]}
+    if len(parts) in (2, 3):
+        out = {"valence": parts[0], "arousal": parts[1]}
+        if len(parts) == 3:
+            bounds = re.fullmatch(r"\s*(-?[\d.]+)\s*(?:-|to|\.\.)\s*(-?[\d.]+)\s*", parts[2])
+            if not bounds:
+                raise WorkspaceError("write the label scale as low-high, for example 1-5")
+            out["scale"] = (float(bounds.group(1)), float(bounds.group(2)))
+        return out
+    raise WorkspaceError("give the label columns as: valence, arousal (optionally a scale such as 1-5), or one "
+                         "category column")
+
+
 class Workspace:
     """Checkpoints and collections by name, with loaded models and retrieval indexes cached; thread-safe.
 
@@ -408,10 +507,11 @@ class Workspace:
 
     def __init__(self, assets: DemoAssets, max_indexes: int = 8, allow_local_paths: bool = False,
                  local_roots: Sequence[str | os.PathLike] | None = None, workers: int = 1,
-                 max_queries: int = 2048) -> None:
+                 max_queries: int = 2048, hub_datasets: bool | None = None) -> None:
         from emorank.features import FeatureCache
 
         self.assets = assets
+        self.hub_datasets = (not _hub_offline()) if hub_datasets is None else hub_datasets
         self.max_indexes = max_indexes
         self.allow_local_paths = allow_local_paths
         self.local_roots = [os.path.realpath(r) for r in (local_roots or ALL_LOCAL)] if allow_local_paths else []
@@ -426,11 +526,48 @@ class Workspace:
         self._indexes: OrderedDict[tuple, object] = OrderedDict()
         self._grids: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._queries: dict[tuple, object] = {}
-        demo = read_csv_manifest(assets.manifest_path)
-        self._collections: dict[str, CollectionSource] = {
-            DEMO_TEST: CollectionSource(DEMO_TEST, demo.split_of("test"), True, "demo corpus (synthetic)"),
-            DEMO_ALL: CollectionSource(DEMO_ALL, demo, True, "demo corpus (synthetic)"),
-        }
+        self._collections: dict[str, CollectionSource] = {}
+        self._definitions: list[dict] = []  # collections added by visitors, as saved in COLLECTIONS_FILE
+        self.build = BuildStatus(ready=assets.manifest_path.is_file())
+        if self.build.ready.is_set():
+            self._attach_demo()
+
+    def _attach_demo(self) -> None:
+        demo = read_csv_manifest(self.assets.manifest_path)
+        with self._lock:
+            self._collections = {
+                DEMO_TEST: CollectionSource(DEMO_TEST, demo.split_of("test"), True, "demo corpus (synthetic)"),
+                DEMO_ALL: CollectionSource(DEMO_ALL, demo, True, "demo corpus (synthetic)"), **self._collections}
+        self.build.ready.set()
+
+    # ----------------------------------------------------------------------------- background build
+    def build_demo(self, warm: bool = True, **demo_kwargs) -> None:
+        """What an app runs in a background thread once its page answers: `ensure_demo` (corpus, features,
+        caption features) with its progress in `self.build`, then the demo collections, the collections visitors
+        added before a restart (`restore_collections`) and, with `warm`, the warm-up. Never raises."""
+        self.build.running = True
+        try:
+            assets = ensure_demo(self.assets.data_dir, self.build.report, checkpoint_dirs=self.assets.checkpoint_dirs,
+                                 cache_path=self.assets.cache_path, **demo_kwargs)
+            self.assets.manifest_path, self.assets.built, self.assets.seconds = (assets.manifest_path, assets.built,
+                                                                                 assets.seconds)
+            self.refresh_checkpoints()
+            self._attach_demo()
+        except Exception as err:  # noqa: BLE001 - the page must say so, the server must stay up
+            log.exception("building the demo failed")
+            with self.build._lock:
+                self.build.error = f"the demo corpus could not be built ({type(err).__name__}); the server log says why"
+        finally:
+            self.build.running = False
+        self.restore_collections()
+        if warm:
+            self.warm()
+
+    def start_build(self, warm: bool = True, **demo_kwargs) -> threading.Thread:
+        thread = threading.Thread(target=self.build_demo, kwargs={"warm": warm, **demo_kwargs},
+                                  name="emorank-build", daemon=True)
+        thread.start()
+        return thread
 
     def allow_uploads_from(self, folder: str | os.PathLike) -> None:
         """Accept files under `folder` in `analyse` (a front end's upload folder), whatever `local_roots` says."""
@@ -470,16 +607,63 @@ class Workspace:
                                      f"{', '.join(self._checkpoints) or 'none'}")
             return self._checkpoints[name]
 
-    def checkpoint_label(self, name: str) -> str:
-        """"name · system title" for drop-downs (falls back to the name)."""
+    def checkpoint_config(self, name: str) -> dict:
         from emorank.model import CheckpointError, read_checkpoint_config
 
         try:
-            cfg = read_checkpoint_config(self.checkpoint_path(name))
-        except (CheckpointError, WorkspaceError):
+            return read_checkpoint_config(self.checkpoint_path(name))
+        except CheckpointError:
+            raise WorkspaceError(f"checkpoint {_shown(name)} cannot be read; choose another one") from None
+
+    def trained_on(self, name: str) -> tuple[str, bool]:
+        """(training corpus for people, whether it is real speech) of a checkpoint, from its config."""
+        from emorank.hub import CORPUS_LICENSES, checkpoint_dataset
+
+        corpus = checkpoint_dataset(self.checkpoint_config(name)) or "demo"
+        if corpus == "demo":
+            return "synthetic speech (eSpeak NG demo corpus)", False
+        return f"{CORPUS_LICENSES.get(corpus, (corpus,))[0]} (real speech)", True
+
+    def checkpoint_label(self, name: str) -> str:
+        """"name · system title · trained on ..." for drop-downs (falls back to the name)."""
+        try:
+            cfg = self.checkpoint_config(name)
+            corpus, real = self.trained_on(name)
+        except WorkspaceError:
             return name
         title = (cfg.get("system") or {}).get("title") or (cfg.get("system") or {}).get("name") or "?"
-        return f"{name} · {title}" + (" (stopped early)" if cfg.get("stopped") else "")
+        return (f"{name} · {title} · {corpus.split(' (')[0] if real else 'synthetic'}" + (" (stopped early)" if cfg.get("stopped") else ""))
+
+    def checkpoint_card(self, name: str) -> str:
+        """A short model card (markdown) of a checkpoint: training data, system, encoders, test metrics of its
+        eval.json, licence and what it is not good at (the long form is `emorank.hub.model_card`)."""
+        import json
+
+        from emorank.hub import EVAL_FILE, card_metrics, checkpoint_license
+
+        cfg, folder = self.checkpoint_config(name), self.checkpoint_path(name)
+        corpus, real = self.trained_on(name)
+        model, system = cfg.get("model", {}), cfg.get("system", {})
+        try:
+            report = json.loads((folder / EVAL_FILE).read_text()) if (folder / EVAL_FILE).is_file() else {}
+        except (OSError, ValueError):
+            report = {}
+        metrics = {m["path"]: m for m in card_metrics(report)}
+        shown = [("ordinality.aoc", "arousal order τ"), ("ordinality.voc", "valence order τ"),
+                 ("retrieval.a2t_r@10", "R@10 audio→text"), ("va_estimation.ccc_arousal", "CCC arousal"),
+                 ("va_estimation.ccc_valence", "CCC valence")]
+        values = [f"{label} **{metrics[k]['value']:.2f}**" for k, label in shown if k in metrics]
+        split = report.get("meta", {}).get("split", "test")
+        lines = [f"**{system.get('title') or system.get('name') or name}** · trained on **{corpus}**",
+                 f"Encoders: audio `{model.get('audio_encoder', '?')}`, text `{model.get('text_encoder', '?')}` "
+                 f"(frozen; only the projection heads are trained) · licence `{checkpoint_license(folder, cfg) or 'not stated'}`",
+                 (f"Test metrics ({split} split of its corpus): " + ", ".join(values)) if values
+                 else "No test metrics shipped with this checkpoint (evaluate it in the Evaluate tab).",
+                 ("Not good at: voices, languages and microphones unlike its actors' studio recordings; valence is "
+                  "harder than arousal from the voice alone." if real else
+                  "Not good at: real voices. It learnt from synthetic eSpeak speech, so it shows the method, not "
+                  "people; analyse a real voice with a checkpoint trained on real speech.")]
+        return "  \n".join(lines)
 
     def model(self, name: str):
         """The loaded model of a checkpoint (cached; reloaded when its folder changes)."""
@@ -514,26 +698,76 @@ class Workspace:
         if not isinstance(name, str) or not name.strip():
             raise WorkspaceError(f"choose a collection (got {_shown(name)})")
         with self._lock:
-            if name not in self._collections:
-                raise WorkspaceError(f"unknown collection {name!r}; available: {', '.join(self._collections)}")
-            return self._collections[name]
+            if name in self._collections:
+                return self._collections[name]
+        if name in (DEMO_TEST, DEMO_ALL) and not self.build.ready.is_set():
+            state = self.build.snapshot()
+            if state["error"]:
+                raise WorkspaceError("the demo corpus could not be built on this server; add a collection instead")
+            raise WorkspaceError(f"the demo corpus is still being prepared ({100 * state['fraction']:.0f}% done); "
+                                 f"results appear here as soon as it is ready")
+        raise WorkspaceError(f"there is no collection called {_shown(name)}; choose one from the list")
 
-    def add_collection(self, path: str | os.PathLike, name: str | None = None) -> CollectionSource:
-        """Add a manifest CSV (labelled) or a folder of audio (unlabelled) under `name` (default: its file name).
+    def add_collection(self, path: str | os.PathLike, name: str | None = None, labels: str | None = None, *,
+                       save: bool = True) -> CollectionSource:
+        """Add a collection under `name` (default: its file or dataset name) and remember it (`save`) so that it
+        comes back after a restart. `path` is one of:
 
-        The path, and every clip it names, must lie inside `local_roots` (symbolic links resolved); refusals and
-        errors name the file, never the folders above it, and never quote the file's contents."""
+        * a manifest CSV (labelled) or a folder of audio (unlabelled) on the server;
+        * a Hugging Face dataset folder on the server (parquet files with an Audio column, a `save_to_disk`
+          folder or an audiofolder), or a Hub dataset id ("owner/name", when the server has a network);
+          `labels` names its label columns (see `parse_label_columns`).
+
+        Server paths, and every clip they name, must lie inside `local_roots` (symbolic links resolved); refusals
+        and errors name the file, never the folders above it, and never quote the file's contents."""
+        if name is not None and not isinstance(name, str):
+            raise WorkspaceError("the collection name must be text")
+        raw = str(path).strip() if isinstance(path, (str, os.PathLike)) else ""
+        if not raw:
+            raise WorkspaceError("give a manifest CSV, a folder of audio or a Hugging Face dataset")
+        hub_id = bool(_HUB_ID.match(raw)) and not raw.startswith(".")
+        p = None
+        if self.allow_local_paths:
+            try:  # confinement first: nothing is said about what exists outside the allowed folders
+                p = confine(raw, self.local_roots, "path of a manifest CSV or of a folder of audio files")
+            except WorkspaceError:
+                if not hub_id:
+                    raise
+        if p is not None and (p.exists() or not hub_id):
+            source = self._local_source(p, labels)
+            label, definition = str(name or p.stem or p.name), {"path": str(p)}
+        elif hub_id and self.hub_datasets:
+            source = self._dataset_source(raw, labels, f"Hugging Face dataset {raw}")
+            label, definition = str(name or raw), {"hub": raw}
+        elif hub_id:
+            raise WorkspaceError("this server cannot reach the Hugging Face Hub; ask its operator to add the dataset")
+        elif self.hub_datasets:
+            raise WorkspaceError("adding collections from server paths is disabled on this server; give a Hugging "
+                                 "Face dataset id (owner/name) instead")
+        else:
+            raise WorkspaceError("adding collections from server paths is disabled on this server")
+        label = " ".join(label.split())[:60]
+        with self._lock:
+            if len(self._collections) >= MAX_COLLECTIONS:
+                raise WorkspaceError(f"this app holds at most {MAX_COLLECTIONS} collections; restart it to add more")
+            source.name = _unique(label, self._collections)
+            self._collections[source.name] = source
+            if save:
+                self._definitions = [d for d in self._definitions if d["name"] != source.name]
+                self._definitions.append({"name": source.name, "labels": labels or "", **definition})
+                self._save_definitions()
+        return source
+
+    def _local_source(self, p: Path, labels: str | None) -> "CollectionSource":
         from emorank.datasets import ManifestError
 
-        if not self.allow_local_paths:
-            raise WorkspaceError("adding collections from server paths is disabled on this deployment")
-        if name is not None and not isinstance(name, str):
-            raise WorkspaceError(f"the collection name must be text (got {_shown(name)})")
-        p = confine(path, self.local_roots, "path of a manifest CSV or of a folder of audio files")
+        if p.is_dir() and (any((p / m).is_file() for m in DATASET_MARKERS) or any(p.glob("**/*.parquet"))):
+            for meta in [*p.rglob("metadata.csv"), *p.rglob("metadata.jsonl")]:
+                self._confine_metadata(meta)
+            return self._dataset_source(str(p), labels, f"dataset folder {p.name}")
         if p.is_dir():
-            source = CollectionSource("", folder_manifest(p, roots=self.local_roots), False,
-                                      f"folder {visible_name(p)}")
-        elif p.is_file() and p.suffix.lower() == ".csv":
+            return CollectionSource("", folder_manifest(p, roots=self.local_roots), False, f"folder {visible_name(p)}")
+        if p.is_file() and p.suffix.lower() == ".csv":
             try:
                 manifest = read_csv_manifest(p, check_files=False)
             except (ManifestError, UnicodeDecodeError, OSError):
@@ -545,18 +779,85 @@ class Workspace:
             missing = sum(not os.path.isfile(f) for f in manifest.path)
             if missing:
                 raise WorkspaceError(f"{p.name}: {missing} of its {len(manifest)} audio files are missing")
-            source = CollectionSource("", manifest, True, f"manifest {p.name}")
-        elif p.exists():
-            raise WorkspaceError(f"{p.name} is neither a folder of audio nor a manifest .csv file")
-        else:
-            raise WorkspaceError(f"{p.name} does not exist")
-        label = " ".join(str(name or p.stem or p.name).split())[:60]
-        with self._lock:
-            if len(self._collections) >= MAX_COLLECTIONS:
-                raise WorkspaceError(f"this app holds at most {MAX_COLLECTIONS} collections; restart it to add more")
-            source.name = _unique(label, self._collections)
-            self._collections[source.name] = source
-        return source
+            return CollectionSource("", manifest, True, f"manifest {p.name}")
+        if p.exists():
+            raise WorkspaceError(f"{p.name} is neither a folder of audio, a dataset folder nor a manifest .csv file")
+        raise WorkspaceError(f"{p.name} does not exist")
+
+    def _confine_metadata(self, meta: Path) -> None:
+        """An audiofolder's metadata may name files anywhere: every one must lie inside the allowed folders."""
+        import pandas as pd
+
+        try:
+            frame = (pd.read_csv(meta, dtype=str, keep_default_na=False) if meta.suffix == ".csv"
+                     else pd.read_json(meta, lines=True, dtype=False))
+        except (ValueError, OSError):
+            raise WorkspaceError(f"{meta.name} cannot be read as a dataset's metadata table") from None
+        files = [os.path.realpath(meta.parent / str(f)) for f in frame.get("file_name", [])]
+        if any(not any(_inside(f, r) for r in self.local_roots) for f in files):
+            raise WorkspaceError(f"{meta.name} names audio files outside the folders this server allows")
+
+    def _dataset_source(self, source: str, labels: str | None, origin: str) -> "CollectionSource":
+        """A Hugging Face dataset (Hub id or local folder), its audio decoded once under the data folder."""
+        from emorank.datasets import ManifestError, load_hf_dataset
+
+        options = parse_label_columns(labels)
+        try:
+            manifest = load_hf_dataset(source, cache_dir=self.assets.data_dir / "datasets", progress=False, **options)
+        except ManifestError as err:
+            log.warning("dataset %s refused: %s", source, err)
+            cols = " and ".join(v for k, v in options.items() if k != "scale")
+            raise WorkspaceError(f"that dataset could not be read with the label column(s) {cols}; check the column "
+                                 f"names (for example: valence, arousal, 1-5, or one emotion column)") from None
+        except (OSError, ValueError) as err:
+            log.warning("dataset %s could not be loaded: %s", source, err)
+            raise WorkspaceError("that dataset could not be loaded; check its name, or that it has an audio "
+                                 "column") from None
+        if len(manifest) == 0:
+            raise WorkspaceError("that dataset has no clip that could be decoded")
+        return CollectionSource("", manifest, True, origin)
+
+    # ----------------------------------------------------------------------------- persistence
+    @property
+    def definitions_path(self) -> Path:
+        return self.assets.data_dir / COLLECTIONS_FILE
+
+    def _save_definitions(self) -> None:
+        import json
+
+        path = self.definitions_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._definitions, indent=2))
+        os.replace(tmp, path)
+
+    def restore_collections(self) -> list[str]:
+        """Re-add the collections saved by `add_collection` (their definitions, never copies), each checked again
+        against today's rules (server paths only when allowed and inside `local_roots`, Hub ids only with a
+        network); those refused are logged and kept in the file for a later start. Returns the names restored."""
+        import json
+
+        try:
+            saved = json.loads(self.definitions_path.read_text()) if self.definitions_path.is_file() else []
+        except (OSError, ValueError):
+            log.warning("%s is unreadable; no saved collections restored", COLLECTIONS_FILE)
+            return []
+        restored = []
+        for item in saved if isinstance(saved, list) else []:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                continue
+            with self._lock:
+                self._definitions = [d for d in self._definitions if d["name"] != item["name"]] + [item]
+                if item["name"] in self._collections:
+                    continue
+            try:
+                source = self.add_collection(item.get("path") or item.get("hub") or "", item["name"],
+                                             item.get("labels") or None, save=False)
+            except (WorkspaceError, ValueError, OSError) as err:
+                log.warning("saved collection %r not restored: %s", item["name"], err)
+                continue
+            restored.append(source.name)
+        return restored
 
     def allowed_roots(self) -> list[str]:
         """Folders whose files the server may serve: those holding the collections' clips (and nothing else)."""
@@ -625,12 +926,22 @@ class Workspace:
         return va_caption(v, a, np.random.default_rng(0))
 
     def search(self, checkpoint: str, collection: str, query: str, k=5, max_k: int = MAX_HITS,
-               progress: Callable[[int, int], None] | bool = False) -> tuple[object, list[dict]]:
-        """A caption's top-k clips of a collection: (index, hit records). Arguments checked and bounded."""
+               progress: Callable[[int, int], None] | bool = False,
+               point: Sequence[float] | None = None) -> tuple[object, list[dict]]:
+        """A caption's top-k clips of a collection: (index, hit records, each with its label "distance" from the
+        query's V-A point, see `query_point`). Arguments checked and bounded."""
         query = text(query, "the query caption")
         k = whole(k, "k (clips to return)", 1, max_k)
         index = self.index(checkpoint, collection, progress=progress)
-        return index, self.hit_records(index, index.search_text(query, k))
+        return index, self.hit_records(index, index.search_text(query, k), self.query_point(index, query, point))
+
+    def query_point(self, index, query: str, point: Sequence[float] | None = None) -> tuple[float, float]:
+        """Where a query sits on the V-A plane: `point` when the caption came from one (the sliders), else where
+        the checkpoint places the caption (similarity-weighted over the V-A caption grid)."""
+        if point is not None:
+            return float(point[0]), float(point[1])
+        va = index.estimate_va(index.queries.embed([query]))[0]  # [2]
+        return round(float(va[0]), 2), round(float(va[1]), 2)
 
     def neighbours(self, checkpoint: str, collection: str, axis: str, fixed) -> tuple[object, list[dict]]:
         """The ordinal strip (one clip per step 1..7 along `axis`, the other axis at `fixed`): (index, records)."""
@@ -641,6 +952,17 @@ class Workspace:
         index = self.index(checkpoint, collection)
         return index, self.hit_records(index, index.ordinal_neighbours(axis, fixed, STRIP_VALUES))
 
+    @staticmethod
+    def row_tau(records: list[dict], axis: str) -> float | None:
+        """Kendall tau-b between the ordinal row's caption levels (STRIP_VALUES) and its clips' values on `axis`:
+        1 when the clips rise in the order of the captions, 0 for no order (None for fewer than two clips)."""
+        from scipy.stats import kendalltau
+
+        values = [r[axis] for r in records]
+        if len(values) < 2 or len(set(values)) < 2:
+            return None
+        return float(kendalltau(STRIP_VALUES[:len(values)], values).statistic)
+
     def va_of(self, index, rows: Sequence[int] | np.ndarray) -> tuple[np.ndarray, bool]:
         """(valence, arousal) [M, 2] of index rows: the labels, or estimates from the embeddings when unknown.
         Returns (values, estimated)."""
@@ -650,15 +972,17 @@ class Workspace:
             return index.estimate_va(index.audio_emb[rows]), True
         return va, False
 
-    def hit_records(self, index, hits) -> list[dict]:
+    def hit_records(self, index, hits, point: Sequence[float] | None = None) -> list[dict]:
         """JSON-ready rows of retrieval hits: rank, id (path under the collection root), file (absolute path), V-A
-        (labels or estimates, flagged), emotion, speaker, similarity. (No "path" key: Gradio would take such a
+        (labels or estimates, flagged), emotion, speaker, similarity and, with `point`, "distance": the
+        Euclidean distance on the 1..7 plane between the clip's V-A and `point`. (No "path" key: Gradio would take such a
         dict for a file to upload.)"""
         va, estimated = self.va_of(index, [h.row for h in hits])
         ids = index.manifest.ids
         return [{"rank": r + 1, "id": ids[h.row], "file": h.path, "valence": round(float(v), 3),
                  "arousal": round(float(a), 3), "labels": "estimated" if estimated else "rated",
-                 "emotion": h.emotion, "speaker": h.speaker, "similarity": round(h.score, 4)}
+                 "emotion": h.emotion, "speaker": h.speaker, "similarity": round(h.score, 4),
+                 **({"distance": round(float(np.hypot(v - point[0], a - point[1])), 2)} if point is not None else {})}
                 for r, (h, (v, a)) in enumerate(zip(hits, va))]
 
     def warm(self, collections: Sequence[str] = (DEMO_TEST, DEMO_ALL)) -> None:

@@ -24,8 +24,8 @@ import gradio as gr
 import numpy as np
 
 from emorank.demo import (ANALYSE_MAX_SECONDS, ANALYSE_MIN_SECONDS, DEMO_ALL, DEMO_TEST, EVAL_LISTS, EVAL_TRIALS,
-                          MAP_POINTS, MAX_EVAL_CHECKPOINTS, MAX_NAME_CHARS, REPO_DIR, STRIP_VALUES, Workspace,
-                          WorkspaceError, choice, names, text, visible_name, whole)
+                          MAP_POINTS, MAX_EVAL_CHECKPOINTS, MAX_NAME_CHARS, MAX_QUERY_CHARS, REPO_DIR, STRIP_VALUES,
+                          VA_RANGE, Workspace, WorkspaceError, choice, names, number, text, visible_name, whole)
 from emorank.jobs import JobBusyError, TrainingJobs
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 MAX_K = 8  # audio players in the Explore tab
 ANALYSE_K = 5
 NONE = "(none)"
+REAL_SPEECH_DEFAULTS = ("emotionrankclap-plus-ravdess", "emotionrankclap-ravdess")
 MAP_METHODS, MAP_COLOURS, SPLITS = ("pca", "umap"), ("modality", "valence", "arousal"), ("test", "dev", "train")
 # The Train tab's limits for visitors (tighter than the trainer's own: a public app shares one machine).
 MAX_EPOCHS, MAX_BATCH_SIZE = 500, 4096
@@ -143,17 +144,19 @@ def _under(path: str, roots: list[str]) -> bool:
 
 
 def _hit_label(rec: dict) -> str:
+    """A player's label: short enough for a 150 px card (rank, V-A, distance from the query)."""
     est = "≈" if rec["labels"] == "estimated" else ""
-    emo = f" · {rec['emotion']}" if rec["emotion"] else ""
-    return f"#{rec['rank']} · V {est}{rec['valence']:.1f} · A {est}{rec['arousal']:.1f}{emo}"
+    dist = f" · Δ{rec['distance']:.1f}" if rec.get("distance") is not None else ""
+    return f"#{rec['rank']} V{est}{rec['valence']:.1f} A{est}{rec['arousal']:.1f}{dist}"
 
 
 def _hit_table(records: list[dict]) -> list[list]:
-    return [[r["rank"], r["id"], r["valence"], r["arousal"], r["labels"], r["emotion"], r["speaker"], r["similarity"]]
-            for r in records]
+    return [[r["rank"], r["id"], r["valence"], r["arousal"], r.get("distance"), r["labels"], r["emotion"] or "",
+             r["similarity"]] for r in records]
 
 
-HIT_HEADERS = ["rank", "clip", "valence", "arousal", "labels", "emotion", "speaker", "similarity"]
+HIT_HEADERS = ["rank", "clip", "valence", "arousal", "distance", "labels", "emotion", "similarity"]
+COMPARE_HEADERS = ["rank", "clip", "valence", "arousal", "distance", "similarity"]
 
 
 # ------------------------------------------------------------------------------------------- handlers
@@ -189,21 +192,91 @@ class Handlers:
 
     # ----------------------------------------------------------------------------- choices
     def default_checkpoint(self) -> str | None:
+        """Explore's default: the synthetic EmotionRankCLAP (the demo collection is synthetic speech)."""
         names = list(self.ws.checkpoints())
         return "emotionrankclap" if "emotionrankclap" in names else (names[0] if names else None)
 
     def second_checkpoint(self) -> str:
+        """The side-by-side default: CLAP-SCE trained on the same data as the default."""
         names = [n for n in self.ws.checkpoints() if n != self.default_checkpoint()]
         return "clap-sce-av" if "clap-sce-av" in names else (names[0] if names else NONE)
+
+    def voice_checkpoint(self) -> str | None:
+        """Analyse's default: a checkpoint trained on real speech (EmotionRankCLAP+ on RAVDESS first)."""
+        names = list(self.ws.checkpoints())
+        for preferred in REAL_SPEECH_DEFAULTS:
+            if preferred in names:
+                return preferred
+        for name in names:
+            try:
+                if self.ws.trained_on(name)[1]:
+                    return name
+            except WorkspaceError:
+                continue
+        return self.default_checkpoint()
+
+    def card(self, checkpoint: str | None) -> str:
+        """The model card panel of a checkpoint (markdown)."""
+        if not checkpoint or checkpoint == NONE:
+            return ""
+        try:
+            return self.ws.checkpoint_card(checkpoint)
+        except (WorkspaceError, ValueError) as err:
+            return public_message(err)
 
     def checkpoint_choices(self) -> list[tuple[str, str]]:
         return [(self.ws.checkpoint_label(n), n) for n in self.ws.checkpoints()]
 
     def collection_choices(self, labelled_only: bool = False) -> list[str]:
-        return [n for n, s in self.ws.collections().items() if s.labelled or not labelled_only]
+        """Collection names for drop-downs; the demo collections are listed while they are still being built."""
+        names = [n for n, s in self.ws.collections().items() if s.labelled or not labelled_only]
+        return list(dict.fromkeys([DEMO_TEST, DEMO_ALL, *names]))
 
-    def refresh_checkpoints(self, current: str | None, a: str | None, b: str | None, chosen: list[str] | None):
-        """Updated choices for every checkpoint drop-down (values kept when still valid, anything else dropped)."""
+    # ----------------------------------------------------------------------------- start-up
+    def build_status(self) -> str:
+        """The page's banner while the demo builds in the background ("" once it is ready)."""
+        state = self.ws.build.snapshot()
+        if state["error"]:
+            return f"⚠️ {state['error']}"
+        if state["ready"]:
+            return ""
+        bar = "█" * int(round(20 * state["fraction"])) + "░" * (20 - int(round(20 * state["fraction"])))
+        return (f"**Preparing the demo on this server (first start only)** `{bar}` {100 * state['fraction']:.0f}%  \n"
+                f"{state['message'] or 'starting'}. The page works meanwhile; results appear when it is ready.")
+
+    def wait_for_demo(self) -> Iterator[dict]:
+        """Stream the banner until the demo is ready, then hide it (the app chains the first search after it)."""
+        while True:
+            status = self.build_status()
+            yield gr.update(value=status, visible=bool(status))
+            if self.ws.build.ready.wait(1.0) or self.ws.build.snapshot()["error"]:
+                yield gr.update(value=self.build_status(), visible=bool(self.build_status()))
+                return
+
+    def from_url(self, checkpoint: str, valence: float, arousal: float, caption: str, request: gr.Request):
+        """A shared link's query (?valence=&arousal=&caption=&checkpoint=): (checkpoint, valence, arousal, caption).
+        Anything missing or invalid keeps the page's value."""
+        params = dict(request.query_params) if request is not None else {}
+        out = [gr.skip()] * 4
+        name = params.get("checkpoint")
+        if isinstance(name, str) and name in self.ws.checkpoints():
+            out[0] = name
+        query = (params.get("caption") or "").strip()[:MAX_QUERY_CHARS]
+        try:
+            v, a = (number(params[key], key, *VA_RANGE) for key in ("valence", "arousal"))
+        except (KeyError, WorkspaceError):
+            v = a = None
+        if query:
+            out[3] = query
+        elif v is not None:
+            v, a = round(v * 2) / 2, round(a * 2) / 2  # the sliders' step
+            out[1], out[2], out[3] = v, a, self.caption(v, a)
+        return tuple(out)
+
+    def refresh_checkpoints(self, current: str | None, a: str | None, b: str | None, chosen: list[str] | None,
+                            compare: str | None = None, voice: str | None = None):
+        """Updated choices for every checkpoint drop-down (values kept when still valid, anything else dropped):
+        Explore's, the map's two, Evaluate's list, the side-by-side one and Analyse's."""
         self.ws.refresh_checkpoints()
         choices = self.checkpoint_choices()
         known = [v for _, v in choices]
@@ -212,12 +285,16 @@ class Handlers:
         chosen = [v for v in chosen if valid(v)] if isinstance(chosen, (list, tuple)) else []
         return (gr.update(choices=choices, value=keep(current)), gr.update(choices=choices, value=keep(a)),
                 gr.update(choices=[(NONE, NONE)] + choices, value=b if valid(b) else NONE),
-                gr.update(choices=choices, value=chosen))
+                gr.update(choices=choices, value=chosen),
+                gr.update(choices=[(NONE, NONE)] + choices, value=compare if valid(compare) else NONE),
+                gr.update(choices=choices, value=voice if valid(voice) else self.voice_checkpoint()))
 
     @friendly
-    def add_collection(self, path: str, name: str):
-        """Add a manifest CSV or a folder of audio: (all-collections list, labelled list x 2, note)."""
-        source = self.ws.add_collection(path, text(name, "the collection name", MAX_NAME_CHARS, required=False) or None)
+    def add_collection(self, path: str, name: str, labels: str = ""):
+        """Add a manifest CSV, a folder of audio or a Hugging Face dataset (folder or Hub id): (all-collections
+        list, labelled list x 2, note). The workspace remembers it across restarts."""
+        source = self.ws.add_collection(path, text(name, "the collection name", MAX_NAME_CHARS, required=False) or None,
+                                        text(labels, "the label columns", MAX_NAME_CHARS, required=False) or None)
         note = (f"Added **{source.name}**: {len(source.manifest)} clips from the {source.origin}"
                 + ("" if source.labelled else " (labels unknown: valence-arousal values shown are estimates)"))
         gr.Info(f"collection {source.name} added")
@@ -226,29 +303,50 @@ class Handlers:
 
     # ----------------------------------------------------------------------------- explore
     @friendly
-    def caption(self, valence: float, arousal: float) -> str:
-        """The V-A caption the sliders describe (the same wording retrieval uses)."""
+    def caption(self, valence: float = 6.0, arousal: float = 2.0) -> str:
+        """The speaking-style caption of a point on the valence-arousal plane (the wording retrieval uses).
+
+        Args:
+            valence: 1 (very negative) to 7 (very positive).
+            arousal: 1 (very calm) to 7 (very active).
+        """
         return self.ws.caption(valence, arousal)
 
-    def _search(self, checkpoint: str, collection: str, query: str, k: int, progress=None):
+    def _search(self, checkpoint: str, collection: str, query: str, k: int, progress=None, point=None):
         if not checkpoint:
             raise WorkspaceError("no checkpoint is available yet: train one in the Train tab")
-        return self.ws.search(checkpoint, collection, query, k, progress=_progress_fn(progress, "audio features"))
+        return self.ws.search(checkpoint, collection, query, k, progress=_progress_fn(progress, "audio features"),
+                              point=point)
+
+    def _point(self, query: str, valence, arousal) -> tuple[float, float] | None:
+        """The sliders' point when the query is their caption (not free text)."""
+        return (float(valence), float(arousal)) if query.strip() == self.caption(valence, arousal) else None
 
     @friendly
     def explore(self, checkpoint: str, collection: str, query: str, valence: float, arousal: float, k: int,
                 progress=gr.Progress()):
-        """Caption -> top-k clips: (table, V-A plane, *MAX_K players)."""
+        """Caption -> top-k clips: (table, V-A plane, *MAX_K players, explanation with a link to this query)."""
         from emorank.viz import va_plane_figure
 
-        _, records = self._search(checkpoint, collection, query, whole(k, "k (clips to show)", 1, MAX_K), progress)
-        star = (valence, arousal) if query.strip() == self.caption(valence, arousal) else None
-        fig = va_plane_figure(np.array([[r["valence"], r["arousal"]] for r in records]), query=star,
-                              labels=[r["id"] for r in records],
-                              title="Query (star) and retrieved clips" if star else "Retrieved clips (free text)")
+        k, query = whole(k, "the number of clips", 1, MAX_K), text(query, "the query caption")
+        point = self._point(query, valence, arousal)
+        index, records = self._search(checkpoint, collection, query, k, progress, point)
+        where = point or self.ws.query_point(index, query)
+        fig = va_plane_figure(np.array([[r["valence"], r["arousal"]] for r in records]), query=where,
+                              labels=[r["id"] for r in records], clickable=True,
+                              title="Query (star) and its clips · click to query a point" if point else
+                              "Free text (star: where the caption reads) · click to query a point")
         players = [_player(r["file"], _hit_label(r), self.served) for r in records[:MAX_K]]
         players += [_player(None, "", self.served)] * (MAX_K - len(players))
-        return (_hit_table(records), fig, *players)
+        return (_hit_table(records), fig, *players, self._explain(checkpoint, records, where, point, query))
+
+    def _explain(self, checkpoint, records, where, point, query) -> str:
+        dists = [r["distance"] for r in records if r.get("distance") is not None]
+        reads = "" if point else f"The caption reads as valence {where[0]:.1f}, arousal {where[1]:.1f} under this checkpoint. "
+        mean = (f"Δ is each clip's distance from the query on the 1-7 plane (labels); mean Δ {np.mean(dists):.2f}"
+                f"{' (clip V-A estimated: no labels)' if records and records[0]['labels'] == 'estimated' else ''}. "
+                if dists else "")
+        return f"{reads}{mean}[Link to this query]({_share_link(checkpoint, where, None if point else query)})"
 
     @friendly
     def slide(self, checkpoint: str, collection: str, valence: float, arousal: float, k: int,
@@ -258,22 +356,77 @@ class Handlers:
         return (caption, *self.explore(checkpoint, collection, caption, valence, arousal, k, progress))
 
     @friendly
+    def compare(self, checkpoint_b: str, collection: str, query: str, valence: float, arousal: float, k: int):
+        """The same query answered by a second checkpoint: (table, summary) for the side-by-side panel."""
+        if not checkpoint_b or checkpoint_b == NONE:
+            return [], "Choose a second checkpoint to compare its answers with the first one's."
+        k, query = whole(k, "the number of clips", 1, MAX_K), text(query, "the query caption")
+        point = self._point(query, valence, arousal)
+        index, records = self._search(checkpoint_b, collection, query, k, None, point)
+        where = point or self.ws.query_point(index, query)
+        for r in records:  # one yardstick for both columns: the distance from the first checkpoint's star
+            r["distance"] = round(float(np.hypot(r["valence"] - where[0], r["arousal"] - where[1])), 2)
+        table = [[r["rank"], r["id"], r["valence"], r["arousal"], r["distance"], r["similarity"]] for r in records]
+        mean = np.mean([r["distance"] for r in records]) if records else float("nan")
+        return table, f"**{checkpoint_b}**: mean Δ {mean:.2f} from the query (lower is closer)."
+
+    @friendly
     def strip(self, checkpoint: str, collection: str, axis: str, fixed: float):
         """The ordinal-neighbours row: one clip per step along `axis` (note, *len(STRIP_VALUES) players)."""
         _, records = self.ws.neighbours(checkpoint, collection, axis, fixed)
         other = "arousal" if axis == "valence" else "valence"
-        players = [_player(r["file"], f"{axis} {q:.0f} → {r[axis]:.1f}", self.served)
+        players = [_player(r["file"], f"{q:.0f} → {r[axis]:.1f}", self.served)
                    for q, r in zip(STRIP_VALUES, records)]
         players += [_player(None, "", self.served)] * (len(STRIP_VALUES) - len(players))
-        note = (f"Captions along **{axis}** 1 → 7 with {other} held at {fixed:g}; one clip per caption, never the "
-                f"same clip twice. Listen left to right: the {axis} should rise (player label: caption level → "
-                f"the clip's {'estimated ' if records and records[0]['labels'] == 'estimated' else ''}{axis}).")
+        tau = self.ws.row_tau(records, axis)
+        score = ("" if tau is None else
+                 f"**Kendall τ = {tau:.2f}** for this row (1: the clips rise in the captions' order, 0: no order; "
+                 f"{_tau_reference(self.ws, checkpoint, axis)}). ")
+        note = (f"{score}Captions along **{axis}** 1 → 7 with {other} held at {fixed:g}, one clip each. Player "
+                f"label: caption level → the clip's {'estimated ' if records and records[0]['labels'] == 'estimated' else ''}"
+                f"{axis}.")
         return (note, *players)
 
-    def api_retrieve(self, checkpoint: str, collection: str = DEMO_TEST, query: str = "",
-                     valence: float | None = None, arousal: float | None = None, k: int = 5) -> dict:
-        """Top-k clips (k: 1..50) for a caption (`query`), or for the caption of a (valence, arousal) point on
-        1..7."""
+    # ----------------------------------------------------------------------------- clicks on plots
+    @friendly
+    def plane_click(self, collection: str, payload: str):
+        """A click on the V-A plane (JSON from the page's script): a clip plays it, elsewhere queries the point:
+        (valence, arousal, clicked player)."""
+        data = _click_payload(payload)
+        if data.get("clip"):
+            return gr.skip(), gr.skip(), self._clip_player(collection, data["clip"])
+        v, a = (round(number(data.get(key), key, *VA_RANGE) * 2) / 2 for key in ("valence", "arousal"))
+        return v, a, gr.skip()
+
+    @friendly
+    def map_click(self, collection: str, payload: str):
+        """A click on a clip in the embedding map: its player."""
+        data = _click_payload(payload)
+        if not data.get("clip"):
+            return gr.skip()
+        return self._clip_player(collection, data["clip"])
+
+    def _clip_player(self, collection: str | None, clip: str):
+        source = self.ws.source(collection or DEMO_TEST)
+        clip = text(clip, "the clip", MAX_NAME_CHARS)
+        ids = source.manifest.ids
+        if clip not in ids:
+            raise WorkspaceError("that clip is not in the chosen collection; draw the map again")
+        return _player(source.manifest.path[ids.index(clip)], f"clicked: {clip}"[:40], self.served)
+
+    def api_retrieve(self, checkpoint: str = "emotionrankclap", collection: str = DEMO_TEST,
+                     query: str = "", valence: float | None = None, arousal: float | None = None, k: int = 5) -> dict:
+        """The emotional-speech clips of a collection that best match a speaking-style caption, or the caption of
+        a point on the valence-arousal plane.
+
+        Args:
+            checkpoint: a checkpoint name (see the checkpoints endpoint), e.g. emotionrankclap.
+            collection: a collection name (see the collections endpoint).
+            query: an English speaking-style caption; leave empty to query the (valence, arousal) point instead.
+            valence: 1 (very negative) to 7 (very positive); used when query is empty.
+            arousal: 1 (very calm) to 7 (very active); used when query is empty.
+            k: how many clips to return (1 to 50).
+        """
         return friendly(self._retrieve)(checkpoint, collection, query, valence, arousal, k)
 
     def _retrieve(self, checkpoint, collection, query, valence, arousal, k) -> dict:
@@ -298,8 +451,17 @@ class Handlers:
 
     # ----------------------------------------------------------------------------- analyse
     @friendly
-    def api_analyse(self, audio: str | None, checkpoint: str, collection: str = DEMO_TEST, k: int = ANALYSE_K) -> dict:
-        """Upload -> V-A estimate, nearest captions, nearest clips (JSON)."""
+    def api_analyse(self, audio: str | None, checkpoint: str = "emotionrankclap", collection: str = DEMO_TEST,
+                    k: int = ANALYSE_K) -> dict:
+        """Analyse a voice clip: its estimated valence and arousal (1..7), the nearest speaking-style captions and
+        the nearest clips of a collection.
+
+        Args:
+            audio: a speech recording (WAV, FLAC, OGG or MP3; 0.3 to 30 seconds).
+            checkpoint: a checkpoint name; one trained on real speech (e.g. emotionrankclap-plus-ravdess) for people.
+            collection: the collection to find similar clips in.
+            k: how many captions and clips to return (1 to 20).
+        """
         res = self._analyse(audio, checkpoint, collection, k)
         return {**res, "clips": [self._public(c) for c in res["clips"]]}
 
@@ -320,13 +482,31 @@ class Handlers:
         fig = va_plane_figure(np.array([[c["valence"], c["arousal"]] for c in clips]),
                               query=(res["valence"], res["arousal"]), labels=[c["id"] for c in clips],
                               title="Your clip (star) and its nearest clips")
+        corpus, real = self.ws.trained_on(checkpoint)
         summary = (f"**Estimated valence {res['valence']:.2f}, arousal {res['arousal']:.2f}** (1..7, from the clip's "
-                   f"embedding under `{checkpoint}`; {res['seconds']:.1f} s analysed).\n\n"
+                   f"embedding under `{checkpoint}`, trained on {corpus}; {res['seconds']:.1f} s analysed)."
+                   + ("" if real else " This checkpoint never heard a real voice: choose one trained on real speech "
+                      "for people's recordings.") + "\n\n"
                    f"Closest caption: *{res['captions'][0]['caption']}*")
         captions = [[c["caption"], c["valence"], c["arousal"], c["similarity"]] for c in res["captions"]]
         players = [_player(c["file"], _hit_label(c), self.served) for c in clips]
         players += [_player(None, "", self.served)] * (ANALYSE_K - len(players))
         return (summary, fig, captions, _hit_table(clips), *players)
+
+    @friendly
+    def estimate_va(self, audio: str, checkpoint: str = "emotionrankclap") -> dict:
+        """Estimate where a voice clip sits on the valence-arousal plane.
+
+        Args:
+            audio: a speech recording (WAV, FLAC, OGG or MP3; 0.3 to 30 seconds).
+            checkpoint: a checkpoint name; one trained on real speech (e.g. emotionrankclap-plus-ravdess) for people.
+
+        Returns:
+            {"valence": 1..7, "arousal": 1..7, "caption": the closest speaking-style caption, "trained_on": ...}
+        """
+        res = self._analyse(audio, checkpoint, DEMO_TEST, 1)
+        return {"valence": res["valence"], "arousal": res["arousal"], "caption": res["captions"][0]["caption"],
+                "checkpoint": checkpoint, "trained_on": self.ws.trained_on(checkpoint)[0]}
 
     # ----------------------------------------------------------------------------- embedding space
     def _map(self, checkpoint: str, collection: str, method: str, max_points: int, progress=None):
@@ -383,7 +563,8 @@ class Handlers:
         for i, name in enumerate(dict.fromkeys(names)):
             progress(i / len(names), desc=f"{method.upper()} of {name}")
             emap, la, lt, na, nt, audio, text_ = self._map(name, collection, method, max_points, progress)
-            figs.append(embedding_figure(emap, colour, la, lt, hover_audio=na, hover_text=nt, title=name))
+            figs.append(embedding_figure(emap, colour, la, lt, hover_audio=na, hover_text=nt, title=name,
+                                         ids_audio=na))
             gaps.append([name, *(round(float(emap.gap[key]), 4) for key in ("mmd", "wasserstein", "centroid_distance")),
                          emap.gap["n_audio"]])
             files += save_embeddings(out / f"embeddings-{_slug(name)}", audio, text_,
@@ -393,18 +574,39 @@ class Handlers:
         files.insert(0, save_figure(fig, out / "embedding-map.html"))
         return fig, gaps, [str(f) for f in files]
 
+    def redraw(self, drawn: bool, ckpt_a: str, ckpt_b: str, collection: str, method: str, colour: str,
+               max_points: int, progress=gr.Progress()):
+        """A map setting changed: draw again when a map is on screen (nothing otherwise)."""
+        if not drawn:
+            return gr.skip(), gr.skip(), gr.skip()
+        return self.embedding(ckpt_a, ckpt_b, collection, method, colour, max_points, progress)
+
     # ----------------------------------------------------------------------------- train
     def api_train(self, collection: str = DEMO_ALL, system: str = "emotionrankclap", epochs: int = 15,
-                  batch_size: int = 64, lr: float = 1e-4, seed: int = 0, name: str = "") -> dict:
-        """Start a training job in the background (one at a time); returns its status. Poll training_status."""
-        return self._public_status(friendly(self._start)(collection, system, epochs, batch_size, lr, seed, name))
+                  batch_size: int = 64, lr: float = 1e-3, seed: int = 0, name: str = "",
+                  paper_budget: bool = False) -> dict:
+        """Start a training job in the background (one at a time); returns its status. Poll training_status.
 
-    def _start(self, collection, system, epochs, batch_size, lr, seed, name):
+        Args:
+            collection: a labelled collection with train and dev rows.
+            system: a system name (see the Train tab), e.g. emotionrankclap or clap-sce-av.
+            epochs: at least this many epochs (1..500).
+            batch_size: pairs per batch (8..4096).
+            lr: learning rate (our recipe: 1e-3; the paper: 1e-4).
+            seed: random seed.
+            name: optional run name.
+            paper_budget: the paper's budget (exactly `epochs` epochs) instead of our recipe (at least 900 steps).
+        """
+        return self._public_status(friendly(self._start)(collection, system, epochs, batch_size, lr, seed, name,
+                                                         paper_budget))
+
+    def _start(self, collection, system, epochs, batch_size, lr, seed, name, paper_budget=False):
         from emorank.train import TrainConfig
 
         whole_ = lambda v: int(v) if isinstance(v, float) and v.is_integer() else v  # noqa: E731 (sliders send 15.0)
-        config = TrainConfig(system=system, epochs=whole_(epochs), batch_size=whole_(batch_size), lr=lr,
-                             seed=whole_(seed), workers=1)  # no forked extraction workers inside a threaded server
+        budget = TrainConfig.paper if paper_budget is True else TrainConfig.recipe
+        config = budget(system=system, epochs=whole_(epochs), batch_size=whole_(batch_size), lr=lr,
+                        seed=whole_(seed), workers=1)  # no forked extraction workers inside a threaded server
         config.validate()  # the trainer's own checks (emorank.train.ConfigError), shared with the CLI
         if config.epochs > MAX_EPOCHS or config.batch_size > MAX_BATCH_SIZE:  # a public app shares one machine
             raise WorkspaceError(f"this app trains at most {MAX_EPOCHS} epochs with batches of at most "
@@ -429,6 +631,20 @@ class Handlers:
         """Stop the running job after its current step; it saves the best checkpoint so far."""
         return self._public_status(self.jobs.stop())
 
+    def stop_button(self) -> str:
+        """Stop button: the status line (the curve follower shows the rest)."""
+        return _status_markdown(self.jobs.stop())
+
+    @staticmethod
+    def budget(paper: bool):
+        """The Train tab's fields for a budget: (epochs, learning rate, note)."""
+        from emorank.train import RECIPE_MIN_STEPS
+
+        if paper:
+            return 15, 1e-4, "The paper's budget: exactly the epochs set, Adam lr 1e-4."
+        return 15, 1e-3, (f"Our recipe: lr 1e-3 and at least {RECIPE_MIN_STEPS} optimiser steps (small corpora get "
+                          f"more epochs than set); it beats the paper's budget on small corpora.")
+
     def _public_status(self, status) -> dict:
         """A job status for the JSON API: folders relative to the data folder ("runs/<name>/checkpoint"), the
         error as a visitor's message."""
@@ -442,10 +658,10 @@ class Handlers:
         out["summary"] = scrub(out["summary"])
         return out
 
-    def start_training(self, collection, system, epochs, batch_size, lr, seed, name) -> str:
+    def start_training(self, collection, system, epochs, batch_size, lr, seed, name, paper_budget=False) -> str:
         """Train button: start, or explain why not (a running job is then followed instead)."""
         try:
-            return self._start(collection, system, epochs, batch_size, lr, seed, name).summary()
+            return self._start(collection, system, epochs, batch_size, lr, seed, name, paper_budget).summary()
         except (JobBusyError, ValueError) as err:
             gr.Warning(public_message(err))
             return self.jobs.status().summary()
@@ -514,6 +730,38 @@ class Handlers:
 
 
 # ------------------------------------------------------------------------------------------- formatting
+def _share_link(checkpoint: str, point, caption: str | None) -> str:
+    """A relative link that reopens the page on this query (read by `Handlers.from_url`)."""
+    from urllib.parse import urlencode
+
+    params = {"checkpoint": checkpoint}
+    params.update({"caption": caption} if caption else {"valence": f"{point[0]:g}", "arousal": f"{point[1]:g}"})
+    return "?" + urlencode(params)
+
+
+def _tau_reference(ws: Workspace, checkpoint: str, axis: str) -> str:
+    """What a row's tau compares with: the checkpoint's mean over the paper's 100 lists (its eval.json)."""
+    try:
+        report = json.loads((ws.checkpoint_path(checkpoint) / "eval.json").read_text())
+        mean = report["ordinality"]["aoc" if axis == "arousal" else "voc"]["mean"]
+        return f"this checkpoint averages {mean:.2f} over the test lists"
+    except (OSError, ValueError, KeyError, TypeError, WorkspaceError):
+        return "one row is a small sample: the Evaluate tab averages 100 lists"
+
+
+def _click_payload(payload) -> dict:
+    """The page script's JSON {"clip": id} or {"valence": v, "arousal": a} (bounded, never trusted)."""
+    if not isinstance(payload, str) or len(payload) > 1000:
+        raise WorkspaceError("that click could not be read; click the point again")
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        raise WorkspaceError("that click could not be read; click the point again") from None
+    if not isinstance(data, dict):
+        raise WorkspaceError("that click could not be read; click the point again")
+    return data
+
+
 REPORT_HEADERS = ["checkpoint", "system", "MMD ↓", "Wasserstein ↓", "AOC ↑", "VOC ↑", "R@1 a→t", "R@5 a→t",
                   "R@10 a→t", "CCC valence", "CCC arousal"]
 
@@ -569,6 +817,12 @@ def example_captions() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
+def example_voices() -> list[str]:
+    """Short voice clips shipped in assets/voices (synthetic, made with the project's eSpeak corpus code)."""
+    folder = REPO_DIR / "assets" / "voices"
+    return sorted(str(p) for p in folder.glob("*.wav")) if folder.is_dir() else []
+
+
 def player(label: str, kind: str) -> gr.Audio:
     """A compact output player (the browser's own controls), hidden until it has a clip."""
     return gr.Audio(label=label, interactive=False, visible=False, elem_classes=kind, min_width=150,
@@ -577,8 +831,54 @@ def player(label: str, kind: str) -> gr.Audio:
 
 def theme_and_css() -> tuple[gr.themes.Base, str]:
     """The app's look (passed to launch(): Gradio 6 takes theme and css there)."""
-    css = "#train-status code {letter-spacing: -1px}"
-    return gr.themes.Soft(primary_hue="indigo"), css
+    return gr.themes.Soft(primary_hue="indigo"), CSS
+
+
+# Labels wrap instead of being cut; players share a row and wrap as whole cards; wide tables scroll inside their
+# panel; the hidden boxes that carry plot clicks take no room.
+CSS = """
+#train-status code {letter-spacing: -1px}
+.emorank-hidden {display: none !important}
+label span, .label-wrap span, [data-testid="block-info"] {white-space: normal !important; overflow: visible !important;
+  text-overflow: clip !important; overflow-wrap: anywhere}
+#hit-players, #strip-players {flex-wrap: wrap !important; gap: 8px}
+#hit-players > *, #strip-players > * {flex: 1 1 150px !important; min-width: 150px !important}
+.table-wrap, .table-container {overflow-x: auto !important; max-width: 100%}
+.wrap .secondary-wrap input, .dropdown input {text-overflow: clip}
+@media (max-width: 640px) {
+  .gradio-container {padding: 4px !important}
+  #hit-players > *, #strip-players > * {flex: 1 1 45% !important; min-width: 45% !important}
+}
+"""
+
+# Plotly clicks on the V-A plane and the embedding map -> a hidden textbox per plot -> a server handler.
+HEAD = """<script>
+(() => {
+  const targets = [["va-plane", "plane-click"], ["embedding-plot", "map-click"]];
+  function send(boxId, payload) {
+    const box = document.querySelector(`#${boxId} textarea, #${boxId} input`);
+    if (!box) return;
+    const proto = box.tagName === "TEXTAREA" ? HTMLTextAreaElement.prototype : HTMLInputElement.prototype;
+    Object.getOwnPropertyDescriptor(proto, "value").set.call(box, JSON.stringify({...payload, at: Date.now()}));
+    box.dispatchEvent(new Event("input", {bubbles: true}));
+  }
+  function bind() {
+    for (const [plotId, boxId] of targets) {
+      document.querySelectorAll(`#${plotId} .js-plotly-plot`).forEach((gd) => {
+        if (gd.__emorankBound || !gd.on) return;
+        gd.__emorankBound = true;
+        gd.on("plotly_click", (event) => {
+          const pt = event && event.points && event.points[0];
+          if (!pt) return;
+          if (pt.data && pt.data.name === "pick") send(boxId, {valence: pt.customdata[0], arousal: pt.customdata[1]});
+          else if (typeof pt.customdata === "string") send(boxId, {clip: pt.customdata});
+        });
+      });
+    }
+  }
+  setInterval(bind, 400);
+})();
+</script>"""
 
 
 OUTPUT_PREFIX = "emorank-app-"

@@ -439,8 +439,10 @@ def _modality_traces(go, coords: np.ndarray, modality: str, color_by: str, label
 
 def embedding_figure(emap: EmbeddingMap, color_by: str = "modality", labels_audio: np.ndarray | None = None,
                      labels_text: np.ndarray | None = None, hover_audio: list[str] | None = None,
-                     hover_text: list[str] | None = None, title: str | None = None):
+                     hover_text: list[str] | None = None, title: str | None = None,
+                     ids_audio: list[str] | None = None):
     """Scatter plot of an :class:`EmbeddingMap`: audio as circles, text as diamonds (two traces).
+    `ids_audio` [N] become the audio points' customdata (a click handler can tell which clip was clicked).
 
     ``color_by``: "modality" (two fixed colours) or "valence" / "arousal" (labels [N, 2] / [M, 2] on 1..7, one
     colour axis shared by both traces; points without labels are drawn grey in their own trace). The subtitle
@@ -457,8 +459,11 @@ def embedding_figure(emap: EmbeddingMap, color_by: str = "modality", labels_audi
         raise VizInputError(f"color_by={color_by!r} needs labels_audio [N, 2] (valence, arousal)")
     ha = _hover("audio", _as_strings(hover_audio, n, "hover_audio"), la, n)
     ht = _hover("text", _as_strings(hover_text, m, "hover_text"), lt, m)
-    fig = go.Figure(_modality_traces(go, emap.coords_audio, "audio", color_by, la, ha)
-                    + _modality_traces(go, emap.coords_text, "text", color_by, lt, ht))
+    audio_traces = _modality_traces(go, emap.coords_audio, "audio", color_by, la, ha)
+    if ids_audio is not None:  # what a click on a clip reports (the app plays that clip)
+        for trace in audio_traces:
+            trace.customdata = _as_strings(ids_audio, n, "ids_audio")
+    fig = go.Figure(audio_traces + _modality_traces(go, emap.coords_text, "text", color_by, lt, ht))
     fig.update_layout(title={"text": title or "Embedding space", "subtitle": {"text": _gap_text(emap)}},
                       xaxis_title=f"{emap.method} 1", yaxis_title=f"{emap.method} 2", template="plotly_white",
                       legend={"orientation": "h", "y": -0.15}, margin={"t": 80})
@@ -503,10 +508,12 @@ def side_by_side(items: Sequence, titles: Sequence[str] | None = None, **figure_
 
 
 def va_plane_figure(points: np.ndarray, query: tuple[float, float] | None = None,
-                    labels: list[str] | None = None, title: str | None = None):
+                    labels: list[str] | None = None, title: str | None = None, clickable: bool = False):
     """The valence-arousal plane (1..7 x 1..7) with retrieved clips [K, 2] (numbered by rank) and the query star.
 
-    Dashed guide lines at the neutral point 4 split the quadrants.
+    Dashed guide lines at the neutral point 4 split the quadrants. The clips' customdata are their `labels`; with
+    `clickable`, a faint grid of points every 0.25 (trace "pick", customdata [valence, arousal]) lets a click
+    anywhere on the plane report a point.
     """
     import plotly.graph_objects as go
 
@@ -515,8 +522,16 @@ def va_plane_figure(points: np.ndarray, query: tuple[float, float] | None = None
     hover = [f"{name}<br>valence {v:.2f} · arousal {a:.2f}" for name, (v, a) in zip(names, pts)]
     fig = go.Figure(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers+text", name="retrieved",
                                text=[str(i + 1) for i in range(pts.shape[0])], textposition="top center",
-                               hovertext=hover, hoverinfo="text",
+                               hovertext=hover, hoverinfo="text", customdata=names,
                                marker={"size": 10, "color": MODALITY_COLORS["audio"], "opacity": 0.85}))
+    if clickable:
+        ticks = np.arange(LABEL_RANGE[0], LABEL_RANGE[1] + 1e-9, 0.25)
+        gv, ga = (g.ravel() for g in np.meshgrid(ticks, ticks))  # [P] each
+        fig.add_trace(go.Scatter(x=gv, y=ga, mode="markers", name="pick", showlegend=False,
+                                 customdata=np.stack([gv, ga], axis=1), hoverinfo="text",
+                                 hovertext=[f"click: query valence {v:g} · arousal {a:g}" for v, a in zip(gv, ga)],
+                                 marker={"size": 14, "color": "rgba(0,0,0,0.01)"}))
+        fig.data = fig.data[::-1]  # the pick grid under the clips: a click on a clip reports the clip
     if query is not None:
         v, a = (float(q) for q in query)
         fig.add_trace(go.Scatter(x=[v], y=[a], mode="markers", name="query",
@@ -581,14 +596,16 @@ def ordinality_figure(results: dict, title: str | None = None):
 
 
 def _history_arrays(history: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(epoch, train_loss, val_loss) arrays from train history records; a missing val_loss becomes NaN."""
+    """(epoch, train_loss, val_loss) arrays from train history records; a missing val_loss becomes NaN.
+
+    The trainer numbers its records from 0; figures count epochs from 1, as the app's status and the CLI do."""
     if not history:
         raise VizInputError("training history is empty: need records with epoch, train_loss, val_loss")
     for i, rec in enumerate(history):
         for key in ("epoch", "train_loss"):
             if key not in rec:
                 raise VizInputError(f"training history record {i} has no {key!r}: {sorted(rec)}")
-    epoch = np.array([r["epoch"] for r in history], dtype=np.float64)
+    epoch = np.array([r["epoch"] for r in history], dtype=np.float64) + 1.0
     train = np.array([r["train_loss"] for r in history], dtype=np.float64)
     val = np.array([np.nan if r.get("val_loss") is None else r["val_loss"] for r in history], dtype=np.float64)
     return epoch, train, val

@@ -83,26 +83,31 @@ def test_caption_follows_the_sliders(h):
 
 def test_explore_returns_playable_hits_table_and_plane(h):
     caption = h.caption(6.0, 2.0)
-    table, fig, *players = h.explore("emotionrankclap", DEMO_TEST, caption, 6.0, 2.0, 3)
+    table, fig, *players, explain = h.explore("emotionrankclap", DEMO_TEST, caption, 6.0, 2.0, 3)
     assert len(table) == 3 and [row[0] for row in table] == [1, 2, 3]
+    for row in table:  # the distance column: each clip's label distance from the query point
+        assert row[4] == pytest.approx(np.hypot(row[2] - 6.0, row[3] - 2.0), abs=0.01)
+    assert "mean Δ" in explain and "?checkpoint=emotionrankclap&valence=6&arousal=2" in explain
     sims = [row[-1] for row in table]
     assert sims == sorted(sims, reverse=True)
     assert len(players) == MAX_K
     assert all(p["visible"] and Path(p["value"]).is_file() and p["label"].startswith(f"#{i + 1}")
                for i, p in enumerate(players[:3]))
     assert not any(p["visible"] for p in players[3:])
-    assert [t.name for t in fig.data] == ["retrieved", "query"]
-    assert (fig.data[1].x[0], fig.data[1].y[0]) == (6.0, 2.0)
-    assert list(fig.data[0].x) == [row[2] for row in table]
-    _, free, *_ = h.explore("emotionrankclap", DEMO_TEST, "A warm and happy voice.", 6.0, 2.0, 3)
-    assert [t.name for t in free.data] == ["retrieved"]
+    assert [t.name for t in fig.data] == ["pick", "retrieved", "query"]  # pick: the clickable grid
+    assert (fig.data[2].x[0], fig.data[2].y[0]) == (6.0, 2.0)
+    assert list(fig.data[1].x) == [row[2] for row in table] and list(fig.data[1].customdata) == [r[1] for r in table]
+    free_table, free, *_, free_explain = h.explore("emotionrankclap", DEMO_TEST, "A warm and happy voice.", 6.0, 2.0, 3)
+    star = (free.data[2].x[0], free.data[2].y[0])  # free text: the star is where the checkpoint reads the caption
+    assert star != (6.0, 2.0) and "reads as valence" in free_explain and "caption=" in free_explain
+    assert all(row[4] == pytest.approx(np.hypot(row[2] - star[0], row[3] - star[1]), abs=0.02) for row in free_table)
 
 
 def test_a_slider_move_returns_caption_and_results_in_one_call(h):
-    caption, table, fig, *players = h.slide("emotionrankclap", DEMO_TEST, 2.5, 6.0, 4)
+    caption, table, fig, *players, _ = h.slide("emotionrankclap", DEMO_TEST, 2.5, 6.0, 4)
     assert caption == h.caption(2.5, 6.0)
     assert table == h.explore("emotionrankclap", DEMO_TEST, caption, 2.5, 6.0, 4)[0]
-    assert sum(p["visible"] for p in players) == 4 and (fig.data[1].x[0], fig.data[1].y[0]) == (2.5, 6.0)
+    assert sum(p["visible"] for p in players) == 4 and (fig.data[2].x[0], fig.data[2].y[0]) == (2.5, 6.0)
 
 
 def test_strip_plays_one_distinct_clip_per_step(h):
@@ -110,6 +115,62 @@ def test_strip_plays_one_distinct_clip_per_step(h):
     assert "valence" in note and len(players) == len(STRIP_VALUES)
     files = [p["value"] for p in players if p["visible"]]
     assert len(files) == len(set(files)) == len(STRIP_VALUES)
+    _, records = h.ws.neighbours("emotionrankclap", DEMO_TEST, "valence", 4.0)
+    tau = h.ws.row_tau(records, "valence")
+    assert f"Kendall τ = {tau:.2f}" in note and "averages" in note  # the row's tau, next to the checkpoint's mean
+    assert h.ws.row_tau([{"valence": v} for v in STRIP_VALUES], "valence") == pytest.approx(1.0)
+    assert h.ws.row_tau([{"valence": v} for v in STRIP_VALUES[::-1]], "valence") == pytest.approx(-1.0)
+
+
+def test_side_by_side_answers_the_same_query_with_a_second_checkpoint(h):
+    caption = h.caption(6.0, 2.0)
+    table, note = h.compare("clap-sce-av", DEMO_TEST, caption, 6.0, 2.0, 4)
+    direct = h.api_retrieve("clap-sce-av", DEMO_TEST, query=caption, k=4)["hits"]
+    assert [row[1] for row in table] == [hit["id"] for hit in direct]
+    assert all(row[4] == pytest.approx(np.hypot(row[2] - 6.0, row[3] - 2.0), abs=0.01) for row in table)
+    assert note.startswith("**clap-sce-av**: mean Δ")
+    assert h.compare("(none)", DEMO_TEST, caption, 6.0, 2.0, 4)[0] == []
+
+
+def test_clicks_on_the_plane_query_a_point_or_play_a_clip(h):
+    v, a, player_ = h.plane_click(DEMO_TEST, json.dumps({"valence": 6.25, "arousal": 1.75}))
+    assert (v, a) == (6.0, 2.0) or (v, a) == (6.5, 2.0)  # snapped to the sliders' 0.5 step
+    clip = h.ws.source(DEMO_TEST).manifest.ids[0]
+    *_, played = h.plane_click(DEMO_TEST, json.dumps({"clip": clip}))
+    assert played["visible"] and Path(played["value"]).is_file() and clip in played["label"]
+    assert h.map_click(DEMO_TEST, json.dumps({"clip": clip}))["value"] == played["value"]
+    for bad in ("not json", json.dumps({"clip": "../../etc/passwd"}), json.dumps({"valence": 99, "arousal": 1})):
+        with pytest.raises(gr.Error) as err:
+            h.plane_click(DEMO_TEST, bad)
+        assert "/" not in str(err.value.message)
+
+
+def test_a_shared_link_sets_the_query(h):
+    from starlette.requests import Request
+
+    def visit(query: str):
+        return h.from_url("emotionrankclap", 4, 4, "x", gr.Request(Request({"type": "http", "query_string":
+                                                                             query.encode(), "headers": []})))
+    ckpt, v, a, caption = visit("valence=6.5&arousal=1.5&checkpoint=clap-sce-av")
+    assert (ckpt, v, a, caption) == ("clap-sce-av", 6.5, 1.5, h.caption(6.5, 1.5))
+    ckpt, v, a, caption = visit("caption=A+tense+voice.&checkpoint=nope")
+    assert caption == "A tense voice." and all(isinstance(x, type(gr.skip())) for x in (ckpt, v, a))
+    assert all(isinstance(x, type(gr.skip())) for x in visit("valence=99&arousal=x"))
+
+
+def test_model_cards_say_what_each_checkpoint_was_trained_on(h):
+    card = h.card("emotionrankclap")
+    assert "synthetic speech" in card and "Not good at: real voices" in card and "egemaps" in card
+    assert h.ws.checkpoint_label("emotionrankclap").endswith("synthetic")
+    assert h.voice_checkpoint() == "emotionrankclap"  # no real-speech checkpoint in this workspace
+
+
+def test_train_defaults_follow_the_recipe_with_a_paper_toggle(h):
+    from emorank.train import RECIPE_MIN_STEPS, TrainConfig
+
+    epochs, lr, note = h.budget(False)
+    assert lr == TrainConfig.recipe().lr == 1e-3 and str(RECIPE_MIN_STEPS) in note
+    assert h.budget(True)[1] == TrainConfig.paper().lr
 
 
 def test_api_retrieve_by_point_equals_retrieve_by_its_caption(h):
@@ -161,7 +222,7 @@ def test_add_collection_updates_every_collection_list(h, tmp_path, demo_corpus):
     assert "clips" not in labelled["choices"] and labelled == labelled2
     assert "estimates" in note
     table, _, first, *_ = h.explore("emotionrankclap", "clips", "The person is speaking calmly.", 4, 4, 2)
-    assert [row[4] for row in table] == ["estimated", "estimated"]
+    assert [row[5] for row in table] == ["estimated", "estimated"]
     sr, wav = first["value"]  # a folder the server was not launched with: sent as samples, never served as a file
     assert sr == 16000 and wav.ndim == 1 and wav.size > 1000
     with pytest.raises(gr.Error, match="does not exist"):

@@ -121,7 +121,7 @@ def test_hidden_add_collection_refuses_paths_outside_the_allowed_roots(app, layo
     refusals = {}
     for path in ("/etc", "/root", "/usr", "/etc/passwd", "/no/such/place", str(private), str(private / "secret.csv"),
                  str(allowed / ".." / "private"), "~"):
-        refusals[path] = error_of(call(url, index, [path, ""]))
+        refusals[path] = error_of(call(url, index, [path, "", ""]))
         assert "outside the folders this server allows" in refusals[path], refusals[path]
         assert_private(refusals[path], private, allowed)
     assert len(set(refusals.values())) == 1  # an existing and a missing path get the same answer: no oracle
@@ -135,13 +135,13 @@ def test_symbolic_links_out_of_the_allowed_roots_are_refused(app, layout):
     os.symlink(private / "secret.csv", allowed / "link.csv")
     index = fn_index(demo, "add_collection")
     for path in (allowed / "link-to-private", allowed / "link.csv"):
-        assert "outside the folders" in error_of(call(url, index, [str(path), ""]))
+        assert "outside the folders" in error_of(call(url, index, [str(path), "", ""]))
     # a folder inside the roots whose own link leads out: its clips outside are never listed
     inside = allowed / "voices"
     inside.mkdir()
     shutil.copy(allowed / "mine.wav", inside / "a.wav")
     os.symlink(private / "secret.wav", inside / "b.wav")
-    done = call(url, index, [str(inside), "voices"])
+    done = call(url, index, [str(inside), "voices", ""])
     assert done["success"], done
     assert h.ws.source("voices").manifest.path == [str((inside / "a.wav").resolve())]
 
@@ -158,7 +158,7 @@ def test_manifest_errors_never_quote_the_file(app, layout):
     }
     for name, body in cases.items():
         (allowed / name).write_text(body)
-        message = error_of(call(url, index, [str(allowed / name), ""]))
+        message = error_of(call(url, index, [str(allowed / name), "", ""]))
         assert name in message, message
         assert_private(message, private, allowed)
 
@@ -285,8 +285,12 @@ def test_any_garbage_gives_a_clean_user_error(app, layout, data):
                            text_),
         h.api_evaluate: (some(["emorankclap"], "emorankclap"), coll, some("test", "dev"), some(2), some(10)),
         h.evaluate: (some(["emorankclap"]), coll, some("test"), some(2), some(10)),
-        h.add_collection: (some(str(allowed / "mine.wav"), str(allowed), "/etc"), text_),
-        h.refresh_checkpoints: (ckpt, ckpt, ckpt, some(["emorankclap"])),
+        h.add_collection: (some(str(allowed / "mine.wav"), str(allowed), "/etc"), text_, some("", "emotion")),
+        h.refresh_checkpoints: (ckpt, ckpt, ckpt, some(["emorankclap"]), ckpt, ckpt),
+        h.compare: (ckpt, coll, text_, va, va, k),
+        h.plane_click: (coll, some('{"valence": 6, "arousal": 2}', '{"clip": "x.wav"}')),
+        h.map_click: (coll, some('{"clip": "x.wav"}')),
+        h.card: (ckpt,),
     }
     fn = data.draw(st.sampled_from(list(calls)), label="handler")
     args = [data.draw(s) for s in calls[fn]]

@@ -1,4 +1,5 @@
 """emorank.demo: first-start bootstrap and the workspace the app serves (no gradio here)."""
+import json
 import os
 import shutil
 import time
@@ -12,7 +13,7 @@ from emorank.audio import AudioLengthError, AudioReadError, SilentAudioError
 from emorank.datasets import read_csv_manifest
 from emorank.datasets import Manifest
 from emorank.demo import (DEMO_ALL, DEMO_TEST, Workspace, WorkspaceError, clip_folders, corpus_manifest, ensure_demo,
-                          find_checkpoints, folder_manifest, query_captions)
+                          find_checkpoints, folder_manifest, plan_demo, query_captions)
 from emorank.train import TrainConfig, train
 
 
@@ -100,7 +101,7 @@ def test_workspace_lists_demo_collections_and_checkpoints(ws, assets):
     assert "EmotionRankCLAP" in ws.checkpoint_label("emotionrankclap")
     with pytest.raises(WorkspaceError, match="unknown checkpoint 'nope'; available: .*emotionrankclap"):
         ws.index("nope", DEMO_TEST)
-    with pytest.raises(WorkspaceError, match="unknown collection 'nope'"):
+    with pytest.raises(WorkspaceError, match="no collection called 'nope'; choose one from the list"):
         ws.index("emotionrankclap", "nope")
 
 
@@ -160,12 +161,12 @@ def test_manifest_collection_and_bad_paths(ws, tmp_path, demo_corpus):
     with pytest.raises(WorkspaceError, match="does not exist"):
         ws.add_collection(tmp_path / "missing")
     (tmp_path / "x.txt").write_text("hello")
-    with pytest.raises(WorkspaceError, match=r"x\.txt is neither a folder of audio nor a manifest \.csv"):
+    with pytest.raises(WorkspaceError, match=r"x\.txt is neither a folder of audio, a dataset folder nor a manifest \.csv"):
         ws.add_collection(tmp_path / "x.txt")
     (tmp_path / "empty").mkdir()
     with pytest.raises(WorkspaceError, match="no audio files"):
         ws.add_collection(tmp_path / "empty")
-    with pytest.raises(WorkspaceError, match="give the path"):
+    with pytest.raises(WorkspaceError, match="give a manifest CSV, a folder of audio or a Hugging Face dataset"):
         ws.add_collection("  ")
     with pytest.raises(WorkspaceError, match="at most 2"):
         folder_manifest(Path(demo_corpus).parent, max_files=2)
@@ -238,3 +239,57 @@ def test_what_visitors_can_add_is_bounded(assets, tmp_path, monkeypatch, demo_co
         runs.new_run_dir(f"r{i}")[1].mkdir(parents=True)
     with pytest.raises(WorkspaceError, match="storage for training runs is full"):
         runs.new_run_dir("one more")
+
+
+def test_collections_added_survive_a_restart_and_are_checked_again(assets, tmp_path, demo_corpus):
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    for clip in sorted((Path(demo_corpus).parent / "audio").glob("*.wav"))[:2]:
+        (folder / clip.name).write_bytes(clip.read_bytes())
+    own = plan_demo(tmp_path / "data", checkpoint_dirs=assets.checkpoint_dirs, cache_path=assets.cache_path)
+    own.manifest_path = assets.manifest_path
+    first = Workspace(own, allow_local_paths=True, local_roots=[str(tmp_path)])
+    first.add_collection(folder, "kept voices")
+    saved = json.loads((tmp_path / "data" / "collections.json").read_text())
+    assert saved == [{"name": "kept voices", "labels": "", "path": str(folder.resolve())}]  # a definition, no copy
+    again = Workspace(own, allow_local_paths=True, local_roots=[str(tmp_path)])
+    assert "kept voices" not in again.collections() and again.restore_collections() == ["kept voices"]
+    assert len(again.source("kept voices").manifest) == 2
+    elsewhere = Workspace(own, allow_local_paths=True, local_roots=[str(tmp_path / "data")])
+    assert elsewhere.restore_collections() == []  # today's rules refuse it: not restored
+    assert Workspace(own).restore_collections() == []  # server paths off
+
+
+def test_the_page_can_exist_before_the_demo_is_built(tmp_path, session_cache, assets):
+    planned = plan_demo(tmp_path / "fresh", checkpoint_dirs=assets.checkpoint_dirs, cache_path=session_cache.path)
+    ws = Workspace(planned)
+    assert not ws.build.ready.is_set() and ws.collections() == {}
+    with pytest.raises(WorkspaceError, match="still being prepared"):
+        ws.search("emotionrankclap", DEMO_TEST, "The person is speaking calmly.")
+    seen = []
+    report = ws.build.report
+    ws.build.report = lambda f, m: (seen.append(m), report(f, m))
+    ws.build_demo(warm=False, n=12, workers=1)
+    assert ws.build.ready.is_set() and not ws.build.snapshot()["error"] and seen
+    private = (str(tmp_path), str(Path(session_cache.path).parent))
+    assert not any(folder in m for m in seen for folder in private)  # shown on the page: no server paths
+    _, hits = ws.search("emotionrankclap", DEMO_TEST, "The person is speaking calmly.", k=2)
+    assert len(hits) >= 1
+
+
+def test_shipped_caption_features_match_the_encoder(tmp_path, session_cache):
+    from emorank.demo import SHIPPED_TEXT_FEATURES, app_captions, export_text_features, import_text_features
+    from emorank.encoders import build_text_encoder
+    from emorank.features import FeatureCache, text_sha
+
+    enc = build_text_encoder("minilm")
+    texts = app_captions()[:5]
+    path = export_text_features(session_cache, enc, texts, tmp_path / "shipped.npz")
+    with FeatureCache(tmp_path / "empty.sqlite") as empty:
+        assert import_text_features(empty, enc, path) == 5
+        got = empty.get_many(enc.fingerprint(), [text_sha(t) for t in texts])
+    want = session_cache.text_features(texts, enc)
+    assert np.allclose(np.stack([got[text_sha(t)] for t in texts]), want, atol=2e-3)
+    if SHIPPED_TEXT_FEATURES.is_file():  # the file in assets/ covers every caption the app embeds at start
+        with np.load(SHIPPED_TEXT_FEATURES) as shipped:
+            assert set(shipped["sha"].tolist()) >= {text_sha(t) for t in app_captions()}

@@ -395,7 +395,7 @@ def test_training_curve_figure_marks_the_best_epoch():
     history = [{"epoch": e, "train_loss": 2.0 / (e + 1), "val_loss": v} for e, v in enumerate([3.0, 1.5, 1.2, 1.4])]
     fig = V.training_curve_figure(history)
     assert [t.name for t in fig.data] == ["train loss", "validation loss", "best epoch"]
-    assert (fig.data[2].x[0], fig.data[2].y[0]) == (2, 1.2)
+    assert (fig.data[2].x[0], fig.data[2].y[0]) == (3, 1.2)  # epochs counted from 1, as in the app's status
     with pytest.raises(V.VizInputError, match="record 0 has no 'train_loss'"):
         V.training_curve_figure([{"epoch": 0}])
 
