@@ -122,10 +122,20 @@ def test_model_card_of_the_shipped_checkpoint():
     assert "@misc{sureshchandra2025emotionrankclap" in body
 
 
-def test_licence_comes_from_the_checkpoint(tmp_path):
-    assert checkpoint_license(SHIPPED) is None  # the shipped config states none
-    folder = shutil.copytree(SHIPPED, tmp_path / "ckpt")
+def _without_corpus(folder):
+    """A copy of a checkpoint whose config names no corpus (like checkpoints from before configs named one)."""
     config = json.loads((folder / "config.json").read_text())
+    config.pop("dataset", None)
+    config.pop("license", None)
+    (folder / "config.json").write_text(json.dumps(config))
+    return config
+
+
+def test_licence_comes_from_the_checkpoint(tmp_path):
+    assert checkpoint_license(SHIPPED) == "mit"  # the shipped demo heads name their synthetic corpus
+    folder = shutil.copytree(SHIPPED, tmp_path / "ckpt")
+    config = _without_corpus(folder)
+    assert checkpoint_license(folder) is None  # a config that states nothing
     (folder / "config.json").write_text(json.dumps({**config, "dataset": "ravdess"}))
     assert checkpoint_license(folder) == "cc-by-nc-sa-4.0"
     meta = yaml.safe_load(model_card(folder).split("---\n")[1])
@@ -155,6 +165,7 @@ def test_push_dry_run_lists_exactly_the_uploaded_files(tmp_path, capsys, offline
 
 def test_push_refuses_without_a_licence_or_with_a_bad_repo_id(tmp_path, capsys):
     folder = shutil.copytree(SHIPPED, tmp_path / "ckpt")
+    _without_corpus(folder)
     assert main(["push", str(folder), "--repo-id", "someone/emorank-demo", "--dry-run"]) == 2
     assert "--license" in capsys.readouterr().err
     with pytest.raises(ValueError, match="repo id"):
