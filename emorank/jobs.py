@@ -207,7 +207,8 @@ class TrainingJobs:
         checkpoint = Path(result.checkpoint)
         with self._lock:
             s = self._status
-            s.state = STOPPED if getattr(result, "stopped", False) or stop.is_set() else DONE
+            # the trainer knows whether epochs remained: a stop that lands on the last step is a normal end
+            s.state = STOPPED if getattr(result, "stopped", False) else DONE
             s.checkpoint = str(checkpoint)
             s.message = "stopped early" if s.state == STOPPED else "finished"
             s.finished_at = time.time()

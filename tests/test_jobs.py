@@ -87,6 +87,29 @@ def test_stop_leaves_a_valid_checkpoint_that_is_registered(prepared, tmp_path, r
     assert "stopped early" in final.summary()
 
 
+def test_a_stop_on_the_last_step_is_a_normal_end(prepared, tmp_path, registry):
+    """Stop requested while the last step of the last epoch runs: every epoch is done, so the job is 'finished'."""
+    found, on_checkpoint = registry
+    at_last, release = threading.Event(), threading.Event()
+
+    def runner(manifest, config, out_dir, cache=None, on_event=None, stop=None, progress=False):
+        def events(e):
+            on_event(e)
+            if e["event"] == "step" and e["epoch"] == e["epochs"] - 1 and e["step"] == e["steps"] - 1:
+                at_last.set()
+                assert release.wait(30), "test never released the job"
+        return train(manifest, config, out_dir, data=prepared, on_event=events, stop=stop, progress=False)
+
+    jobs = TrainingJobs(on_checkpoint, runner, cache_path=tmp_path / "c.sqlite")
+    jobs.start(prepared.manifest, TrainConfig(epochs=2, **CFG), tmp_path / "end", name="end")
+    assert at_last.wait(60)
+    jobs.stop()
+    release.set()
+    final = jobs.wait(60)
+    assert final.state == DONE and "finished" in final.summary() and len(final.history) == 2
+    assert EmotionRankCLAP.from_checkpoint(final.checkpoint).extra["stopped"] is False
+
+
 def test_a_failing_job_reports_its_error_and_frees_the_slot(prepared, tmp_path, registry):
     found, on_checkpoint = registry
     jobs = TrainingJobs(on_checkpoint, Gate(prepared), cache_path=tmp_path / "c.sqlite")
