@@ -47,7 +47,7 @@ def explore_tab(h: Handlers, ckpt, coll) -> tuple[list, list, list, list, list, 
                                 elem_id="valence")
             arousal = gr.Slider(1, 7, 4, step=0.5, label="Arousal", info="1 very calm … 7 very active",
                                 elem_id="arousal")
-            caption = gr.Textbox(h.caption(4, 4), lines=2, max_lines=6, label="Caption (edit freely; Enter searches)",
+            caption = gr.Textbox(h.caption(4, 4), lines=1, max_lines=6, label="Caption (edit freely; Enter searches)",
                                  elem_id="caption")
             with gr.Row():
                 k = gr.Slider(1, MAX_K, 5, step=1, label="Clips", scale=3, min_width=160)

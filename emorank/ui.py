@@ -841,6 +841,11 @@ CSS = """
 .emorank-hidden {display: none !important}
 label span, .label-wrap span, [data-testid="block-info"] {white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; overflow-wrap: anywhere}
+button, .label-wrap {white-space: normal !important; overflow-wrap: anywhere; height: auto; min-width: 0}
+.label-wrap {display: flex !important; gap: 4px; box-sizing: border-box}
+.label-wrap > span:first-child {min-width: 0; flex: 1 1 0; text-align: left}
+.label-wrap > .icon {flex: 0 0 auto; margin: 0 4px 0 0 !important; display: inline-block; width: 14px; height: 14px;
+  line-height: 14px; text-align: center; transform-origin: 50% 50%}
 #hit-players, #strip-players {flex-wrap: wrap !important; gap: 8px}
 #hit-players > *, #strip-players > * {flex: 1 1 150px !important; min-width: 150px !important}
 .table-wrap, .table-container {overflow-x: auto !important; max-width: 100%}

@@ -512,8 +512,8 @@ def va_plane_figure(points: np.ndarray, query: tuple[float, float] | None = None
     """The valence-arousal plane (1..7 x 1..7) with retrieved clips [K, 2] (numbered by rank) and the query star.
 
     Dashed guide lines at the neutral point 4 split the quadrants. The clips' customdata are their `labels`; with
-    `clickable`, a faint grid of points every 0.25 (trace "pick", customdata [valence, arousal]) lets a click
-    anywhere on the plane report a point.
+    `clickable`, a faint grid of points every 0.5, the sliders' step (trace "pick", customdata [valence, arousal])
+    lets a click anywhere on the plane report a point.
     """
     import plotly.graph_objects as go
 
@@ -525,12 +525,12 @@ def va_plane_figure(points: np.ndarray, query: tuple[float, float] | None = None
                                hovertext=hover, hoverinfo="text", customdata=names,
                                marker={"size": 10, "color": MODALITY_COLORS["audio"], "opacity": 0.85}))
     if clickable:
-        ticks = np.arange(LABEL_RANGE[0], LABEL_RANGE[1] + 1e-9, 0.25)
+        ticks = np.arange(LABEL_RANGE[0], LABEL_RANGE[1] + 1e-9, 0.5)
         gv, ga = (g.ravel() for g in np.meshgrid(ticks, ticks))  # [P] each
         fig.add_trace(go.Scatter(x=gv, y=ga, mode="markers", name="pick", showlegend=False,
                                  customdata=np.stack([gv, ga], axis=1), hoverinfo="text",
                                  hovertext=[f"click: query valence {v:g} · arousal {a:g}" for v, a in zip(gv, ga)],
-                                 marker={"size": 14, "color": "rgba(0,0,0,0.01)"}))
+                                 marker={"size": 24, "color": "rgba(0,0,0,0.01)"}))
         fig.data = fig.data[::-1]  # the pick grid under the clips: a click on a clip reports the clip
     if query is not None:
         v, a = (float(q) for q in query)

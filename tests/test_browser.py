@@ -72,6 +72,7 @@ def test_sliders_change_caption_and_results_with_players(page, shots, url):
     page.locator("#valence input[type=range]").fill("1")
     page.locator("#arousal input[type=range]").fill("7")
     page.wait_for_function(STAR_AT, arg=[1, 7])  # the last query's results are on screen
+    page.wait_for_function("document.querySelector('#explain').innerText.includes('mean Δ')")
     after = caption.input_value()
     assert after != before_caption and after == expected_caption
     assert first_clip(page) != before_hits or page.locator(FIRST_ROW).count() == 1
@@ -86,7 +87,7 @@ def test_free_text_query_and_ordinal_strip(page):
     caption = page.locator("#caption textarea")
     caption.fill("A whisper, tender and content.")
     caption.press("Enter")  # a free-text query has no V-A point: the plane drops the star
-    page.locator("#va-plane .gtitle", has_text="free text").wait_for()
+    page.locator("#va-plane .gtitle", has_text="Free text").wait_for()
     assert page.locator(".strip:visible").count() == 7
     example = "The person is speaking softly and slowly, sounding sad and tired."
     page.get_by_text("Free-text examples").click()
@@ -94,10 +95,90 @@ def test_free_text_query_and_ordinal_strip(page):
     page.wait_for_function("(t) => document.querySelector('#caption textarea').value === t", arg=example)
 
 
-def test_embedding_tab_draws_the_map(page, shots):
+PIXEL = """([id, v, a]) => {
+    const gd = document.querySelector(`#${id} .js-plotly-plot`);
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+    return [box.left + xa._offset + xa.l2p(v), box.top + ya._offset + ya.l2p(a)];
+}"""
+
+
+def test_click_on_the_plane_queries_that_point(page):
+    page.get_by_role("tab", name="Explore").click()
+    page.locator("#va-plane .js-plotly-plot").scroll_into_view_if_needed()
+    v, a = page.evaluate("""() => {  // a grid point with no retrieved clip nearby (a click on a clip plays it)
+        const gd = document.querySelector('#va-plane .js-plotly-plot');
+        const clips = gd.calcdata[gd._fullData.findIndex(t => t.name === 'retrieved')];
+        const free = ([v, a]) => clips.every(pt => Math.hypot(pt.x - v, pt.y - a) > 0.75);
+        return [[6.5, 1.5], [1.5, 6.5], [1.5, 1.5], [6.5, 6.5], [4, 6.5], [6.5, 4]].find(free);
+    }""")
+    for attempt in range(3):  # the plane may still be redrawing the previous answer when first clicked
+        x, y = page.evaluate(PIXEL, ["va-plane", v, a])
+        page.mouse.click(x, y)
+        try:
+            page.wait_for_function(STAR_AT, arg=[v, a], timeout=10_000)
+            break
+        except sync_api.TimeoutError:
+            assert attempt < 2, "a click on the plane never queried its point"
+    assert float(page.locator("#valence input[type=number]").input_value()) == v
+
+
+def test_side_by_side_answers_with_the_second_checkpoint(page):
+    page.locator("#compare-hits [data-testid='cell-0-1']").wait_for()
+    assert page.locator("#compare-hits [data-testid='cell-0-1']").inner_text().strip()
+    page.wait_for_function("document.querySelector('#compare-note').innerText.includes('mean Δ')")
+
+
+def test_an_error_is_one_toast_without_a_path(page):
+    page.get_by_text("Add a collection").click()
+    page.get_by_label("Where").fill("/etc/passwd")
+    page.get_by_role("button", name="Add", exact=True).click()
+    toast = page.locator(".toast-body")
+    toast.first.wait_for()
+    page.wait_for_timeout(800)
+    assert toast.count() == 1
+    message = toast.first.inner_text()
+    assert "passwd is neither a folder of audio" in message and "/etc" not in message
+    page.locator(".toast-close").first.click()
+
+
+def test_click_on_the_embedding_map_plays_the_clip(page, shots):
     page.get_by_role("tab", name="Embedding space").click()
     page.get_by_label("PCA (fast)").check()
     page.get_by_role("button", name="Draw the embedding space").click()
     page.locator("#embedding-plot .js-plotly-plot").wait_for(state="visible", timeout=60_000)
+    page.wait_for_function("document.querySelector('#embedding-plot .js-plotly-plot').data.length >= 2")
     assert page.locator("#embedding-plot .js-plotly-plot .scatterlayer .trace").count() >= 2
+    page.evaluate("document.querySelector('#embedding-plot .js-plotly-plot').scrollIntoView({block: 'center'})")
+    clip, x, y = page.evaluate("""() => {
+        const gd = document.querySelector('#embedding-plot .js-plotly-plot');
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+        const px = (pt) => [box.left + xa._offset + xa.l2p(pt.x), box.top + ya._offset + ya.l2p(pt.y)];
+        const i = gd._fullData.findIndex(t => t.customdata && typeof t.customdata[0] === 'string');
+        const others = gd.calcdata.filter((_, j) => j !== i).flat().map(px);
+        let best = null, far = -1;  // the clip farthest (on screen) from every other point: a click finds it
+        gd.calcdata[i].forEach((pt, n) => {
+            const [x, y] = px(pt), d = Math.min(...others.map(([u, w]) => Math.hypot(u - x, w - y)));
+            if (d > far) { far = d; best = [gd._fullData[i].customdata[n], x, y]; }
+        });
+        return best;
+    }""")
+    page.mouse.click(x, y)
+    page.locator(".map-clicked audio").wait_for(state="attached", timeout=30_000)
+    assert "clicked" in page.locator(".map-clicked").inner_text()
     page.screenshot(path=str(shots / "embedding.png"), full_page=True)
+
+
+CUT_LABELS = """() => [...document.querySelectorAll('[data-testid="block-info"], label span, button, .tab-nav button')]
+    .filter(e => e.offsetParent !== null && e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
+    .map(e => e.innerText.slice(0, 60))"""
+
+
+def test_phone_width_shows_every_label_whole(page, url, shots):
+    phone = page.context.browser.new_page(viewport={"width": 390, "height": 844})  # the module's one browser
+    phone.set_default_timeout(30_000)
+    phone.goto(url[0])
+    phone.wait_for_function("document.querySelectorAll('#hits div[role=row]').length >= 5")
+    phone.locator(".hit audio").first.wait_for(state="attached")
+    assert phone.evaluate(CUT_LABELS) == []
+    phone.screenshot(path=str(shots / "phone.png"), full_page=False)
+    phone.close()
