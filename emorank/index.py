@@ -88,10 +88,7 @@ class EmbeddingIndex:
         if dtype == "float16" and arr.size and np.abs(arr).max() > FLOAT16_MAX:
             raise IndexInputError(f"values beyond +-{FLOAT16_MAX:g} do not fit float16 storage; use float32")
         self.emb = np.ascontiguousarray(arr, dtype=np.dtype(dtype))  # [N, D]
-        # the largest stored row norm (of the input, widened for float16 rounding) bounds the kernel's error
-        norm = max((float(np.einsum("ij,ij->i", block, block, dtype=np.float64).max())
-                    for block in (arr[i:i + 8192] for i in range(0, len(arr), 8192))), default=0.0) ** 0.5
-        self.max_norm = norm * (1 + 2.0 ** -10) + np.sqrt(arr.shape[1]) * 2.0 ** -24
+        self.max_norm = _max_stored_norm(arr) if dtype == "float16" else float("nan")  # bounds the kernel's error
 
     def __len__(self) -> int:
         return self.emb.shape[0]
@@ -157,6 +154,14 @@ class EmbeddingIndex:
             best_values, best = top_k(exact, k)  # [1, k] each, ties by candidate order = by row
             values[i], rows[i] = best_values[0], candidates[best[0]]
         return values, rows
+
+
+def _max_stored_norm(arr: np.ndarray) -> float:
+    """An upper bound on the norm of every row of ``arr`` [N, D] once rounded to float16 (each coordinate moves
+    by at most 2**-11 of itself, or 2**-25 below the normal range)."""
+    norm = max((float(np.einsum("ij,ij->i", block, block, dtype=np.float64).max())
+                for block in (arr[i:i + 8192] for i in range(0, len(arr), 8192))), default=0.0) ** 0.5
+    return norm * (1 + 2.0 ** -10) + np.sqrt(arr.shape[1]) * 2.0 ** -24
 
 
 def _score_error_bound(dim: int, max_norm: float, query_norm: float) -> float:
