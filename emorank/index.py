@@ -37,7 +37,8 @@ class IndexInputError(ValueError):
 
 
 def top_k(scores: np.ndarray, k: int, exclude: Iterable[int] = ()) -> tuple[np.ndarray, np.ndarray]:
-    """The k best entries of each row of ``scores`` [Q, N]: (values [Q, k'], columns [Q, k']), k' = min(k, N - |exclude|).
+    """The k best entries of each row of ``scores`` [Q, N]: (values [Q, k'], columns [Q, k']),
+    k' = min(k, N - |exclude|).
 
     Exact, descending, ties broken by column index (lowest first), i.e. the first k of a stable argsort of
     -scores. ``exclude`` columns are never returned (e.g. clips already shown). O(N) per row: argpartition
