@@ -122,10 +122,11 @@ def test_click_on_the_plane_queries_that_point(page):
     assert float(page.locator("#valence input[type=number]").input_value()) == v
 
 
-def test_side_by_side_answers_with_the_second_checkpoint(page):
+def test_side_by_side_answers_with_the_second_checkpoint(page, shots):
     page.locator("#compare-hits [data-testid='cell-0-1']").wait_for()
     assert page.locator("#compare-hits [data-testid='cell-0-1']").inner_text().strip()
     page.wait_for_function("document.querySelector('#compare-note').innerText.includes('mean Δ')")
+    page.locator("#compare").screenshot(path=str(shots / "side-by-side.png"))
 
 
 def test_an_error_is_one_toast_without_a_path(page):

@@ -1,0 +1,46 @@
+"""First start in a real browser: the page answers while the demo builds in the background, shows the build's
+progress, then the first results by itself (headless Chromium; skipped without it)."""
+import os
+import shutil
+import time
+
+import pytest
+
+from test_app import free_port, load_app
+from test_browser import ARGS, CHROMIUM
+from test_demo import build_assets
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+@pytest.fixture(scope="module")
+def fresh_app(tmp_path_factory, demo_corpus, session_cache, trained_checkpoint):
+    shipped = build_assets(tmp_path_factory.mktemp("shipped"), demo_corpus, session_cache,
+                           trained_checkpoint).checkpoint_dirs
+    app = load_app()
+    t0 = time.perf_counter()
+    demo, h = app.create(str(tmp_path_factory.mktemp("fresh") / "data"), warm=False, checkpoint_dirs=shipped,
+                         cache_path=session_cache.path, n=16, workers=1)
+    _, url, _ = app.launch(demo, h, warm=False, server_name="127.0.0.1", server_port=free_port(),
+                           prevent_thread_lock=True, quiet=True)
+    yield url, h, time.perf_counter() - t0
+    h.ws.build.ready.wait(120)
+    demo.close()
+
+
+def test_the_page_answers_while_the_demo_builds_then_shows_results(fresh_app):
+    url, h, launched_s = fresh_app
+    assert launched_s < 30 and not h.ws.build.ready.is_set()  # up before the corpus exists
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
+                                    args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        banner = page.locator("#build-status")
+        banner.wait_for(state="visible", timeout=30_000)
+        assert "Preparing the demo" in banner.inner_text()
+        page.wait_for_function("document.querySelectorAll('#hits div[role=row]').length >= 2")  # results, unasked
+        assert h.ws.build.ready.is_set()
+        banner.wait_for(state="hidden", timeout=30_000)
+        browser.close()
