@@ -812,9 +812,21 @@ def _curve(s):
 
 def example_captions() -> list[str]:
     """Free-text queries shipped in assets/example_captions.txt (empty when the file is missing)."""
+    return [caption for caption, _ in example_caption_points()]
+
+
+def example_caption_points() -> list[tuple[str, tuple[float, float] | None]]:
+    """The shipped free-text queries with the (valence, arousal) each one means, from lines
+    `caption | valence, arousal` (None for a line without a point)."""
     path = REPO_DIR / "assets" / "example_captions.txt"
     lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    out = []
+    for line in (ln.strip() for ln in lines):
+        if not line or line.startswith("#"):
+            continue
+        caption, _, point = (part.strip() for part in line.partition("|"))
+        out.append((caption, tuple(float(x) for x in point.split(",")) if point else None))
+    return out
 
 
 def example_voices() -> list[str]:

@@ -377,3 +377,42 @@ def test_request_outputs_are_bounded(h):
     made = [h._new_output("eval-") for _ in range(MAX_OUTPUTS + 8)]
     kept = [f for f in h.output_dir.iterdir() if f.is_dir()]
     assert len(kept) == MAX_OUTPUTS and made[-1] in kept and made[0] not in kept
+
+
+@pytest.fixture(scope="module")
+def shipped_ws(tmp_path_factory, demo_corpus, session_cache):
+    """The shipped synthetic checkpoint (the one the Explore examples are chosen for) over the session's corpus."""
+    from emorank.demo import ensure_demo
+
+    root = tmp_path_factory.mktemp("shipped")
+    (root / "data").mkdir()
+    (root / "checkpoints").mkdir()
+    (root / "data" / "corpus").symlink_to(Path(demo_corpus).parent)
+    (root / "checkpoints" / "emotionrankclap").symlink_to(ROOT / "checkpoints" / "emotionrankclap")
+    return Workspace(ensure_demo(root / "data", lambda f, m: None, checkpoint_dirs=[root / "checkpoints"],
+                                 cache_path=session_cache.path))
+
+
+def test_every_example_caption_is_answered_near_the_point_it_means(shipped_ws):
+    """Each shipped free-text example's top-5 clips lie nearer the (valence, arousal) it means than random picks do.
+
+    The session corpus (another seed than the shipped checkpoint's training corpus, so every clip is unheard) is
+    searched whole: its test split alone holds too few clips per quadrant."""
+    from emorank.ui import example_caption_points, example_captions
+
+    examples = example_caption_points()
+    assert 6 <= len(examples) <= 10 and [c for c, _ in examples] == example_captions()
+    assert all(point is not None for _, point in examples)  # every example says what it means
+    assert {(v > 4, a > 4) for _, (v, a) in examples} == {(False, False), (False, True), (True, False), (True, True)}
+    labels = shipped_ws.source(DEMO_ALL).manifest.va()  # [N, 2]
+    rng = np.random.default_rng(0)
+    ratios, shuffled = [], []  # top-5 mean distance / a random pick's expected one, for the model and for shuffles
+    for caption, (v, a) in examples:
+        _, hits = shipped_ws.search("emotionrankclap", DEMO_ALL, caption, k=5, point=(v, a))
+        dist = np.hypot(labels[:, 0] - v, labels[:, 1] - a)  # [N]
+        ratios.append(np.mean([hit["distance"] for hit in hits]) / dist.mean())
+        shuffled.append([dist[rng.permutation(len(dist))[:5]].mean() / dist.mean() for _ in range(200)])
+        assert ratios[-1] < 0.75, (caption, ratios[-1])
+    shuffled = np.array(shuffled)  # [captions, 200]
+    assert np.mean(ratios) < 0.65
+    assert (shuffled.mean(axis=0) < 0.65).mean() < 0.01  # a random ranking does not pass the same bar
