@@ -416,3 +416,23 @@ def test_every_example_caption_is_answered_near_the_point_it_means(shipped_ws):
     shuffled = np.array(shuffled)  # [captions, 200]
     assert np.mean(ratios) < 0.65
     assert (shuffled.mean(axis=0) < 0.65).mean() < 0.01  # a random ranking does not pass the same bar
+
+
+def test_shipped_example_voices_are_offered_and_analysed(client, server):
+    """The Analyse tab offers the synthetic clips of assets/voices; each analyses to a point on the plane."""
+    from emorank.ui import example_voices
+
+    voices = example_voices()
+    assert len(voices) >= 4 and all(Path(v).parent == ROOT / "assets" / "voices" for v in voices)
+    for v in voices:
+        info = sf.info(v)
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16") and 1.5 <= info.duration <= 3
+    app = load_app()
+    with gr.Blocks() as page:
+        app.analyse_tab(server[1], gr.State(DEMO_TEST))
+    offered = [Path(str(sample[0]["path"] if isinstance(sample[0], dict) else sample[0])).name
+               for block in page.blocks.values() if isinstance(block, gr.Dataset) for sample in block.samples]
+    assert offered == [Path(v).name for v in voices]
+    for v in voices:  # through the app's endpoint, as a visitor's upload
+        res = client.predict(handle_file(v), "emotionrankclap", DEMO_TEST, 3, api_name="/analyse")
+        assert all(np.isfinite(res[key]) and 1 <= res[key] <= 7 for key in ("valence", "arousal")), (v, res)
