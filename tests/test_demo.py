@@ -42,18 +42,19 @@ def ws(assets):
     return Workspace(assets, allow_local_paths=True)
 
 
-def test_ensure_demo_builds_once_with_visible_progress(tmp_path, session_cache):
+def test_ensure_demo_builds_once_with_visible_progress(tmp_path):
     calls = []
+    cache = tmp_path / "own-cache.sqlite"  # its own cache: other tests may have cached the same clips already
     first = ensure_demo(tmp_path / "d", lambda f, m: calls.append((f, m)), n=10, workers=1,
-                        checkpoint_dirs=[tmp_path / "none"], cache_path=session_cache.path)
+                        checkpoint_dirs=[tmp_path / "none"], cache_path=cache)
     assert first.built[:2] == ["corpus", "audio features"] and first.manifest_path.is_file()
     fractions = [f for f, _ in calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] == 0.0
     assert any("rendering clips" in m for _, m in calls) and "demo ready" in calls[-1][1]
-    assert first.checkpoints == {} and first.cache_path == session_cache.path
+    assert first.checkpoints == {} and first.cache_path == cache
     t0 = time.perf_counter()
     again = ensure_demo(tmp_path / "d", lambda f, m: None, n=10, checkpoint_dirs=[tmp_path / "none"],
-                        cache_path=session_cache.path)
+                        cache_path=cache)
     assert again.built == [] and time.perf_counter() - t0 < 10
 
 
