@@ -1,13 +1,15 @@
 """The app in a real browser (headless Chromium through Playwright): sliders, results, players, embedding plot.
 
 Skipped, with the reason, when /usr/bin/chromium or the playwright package is missing. Screenshots go to
-$EMORANK_SCREENSHOTS (default: the test's tmp folder).
+$EMORANK_SCREENSHOTS (default: the test's tmp folder) under the names README.md uses (screenshot-*.png).
 """
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from test_app import make_handlers, serve
 from test_demo import build_assets
@@ -79,7 +81,7 @@ def test_sliders_change_caption_and_results_with_players(page, shots, url):
     visible = page.locator(".hit:visible")
     assert visible.count() == 5 and page.locator(".hit audio").count() >= 5
     assert page.locator("#va-plane .js-plotly-plot").count() == 1
-    page.screenshot(path=str(shots / "explore.png"))
+    page.screenshot(path=str(shots / "screenshot-explore.png"))
     page.screenshot(path=str(shots / "explore-full.png"), full_page=True)
 
 
@@ -126,7 +128,7 @@ def test_side_by_side_answers_with_the_second_checkpoint(page, shots):
     page.locator("#compare-hits [data-testid='cell-0-1']").wait_for()
     assert page.locator("#compare-hits [data-testid='cell-0-1']").inner_text().strip()
     page.wait_for_function("document.querySelector('#compare-note').innerText.includes('mean Δ')")
-    page.locator("#compare").screenshot(path=str(shots / "side-by-side.png"))
+    page.locator("#compare").screenshot(path=str(shots / "screenshot-side-by-side.png"))
 
 
 def test_an_error_is_one_toast_without_a_path(page):
@@ -166,7 +168,7 @@ def test_click_on_the_embedding_map_plays_the_clip(page, shots):
     page.mouse.click(x, y)
     page.locator(".map-clicked audio").wait_for(state="attached", timeout=30_000)
     assert "clicked" in page.locator(".map-clicked").inner_text()
-    page.screenshot(path=str(shots / "embedding.png"), full_page=True)
+    page.screenshot(path=str(shots / "screenshot-embedding.png"), full_page=True)
 
 
 CUT_LABELS = """() => [...document.querySelectorAll('[data-testid="block-info"], label span, button, .tab-nav button')]
@@ -181,5 +183,45 @@ def test_phone_width_shows_every_label_whole(page, url, shots):
     phone.wait_for_function("document.querySelectorAll('#hits div[role=row]').length >= 5")
     phone.locator(".hit audio").first.wait_for(state="attached")
     assert phone.evaluate(CUT_LABELS) == []
-    phone.screenshot(path=str(shots / "phone.png"), full_page=False)
+    phone.screenshot(path=str(shots / "screenshot-phone.png"), full_page=False)
     phone.close()
+
+
+ERROR_PILLS = """() => [...document.querySelectorAll('*')]
+    .filter(e => e.offsetParent !== null && e.children.length === 0 && (e.innerText || '').trim() === 'Error'
+                 && !e.closest('.toast-body')).length"""
+
+
+def test_a_bad_upload_is_one_toast_without_a_path(page, url, tmp_path):
+    """A silent clip and a file that is no audio at all: each one toast, one sentence naming the file only, and
+    one error mark (on the summary), not one per output."""
+    hush, junk = tmp_path / "hush.wav", tmp_path / "notes.wav"
+    sf.write(hush, np.zeros(16000, np.float32), 16000)
+    junk.write_text("this is not audio\n" * 50)
+    page = page.context.browser.new_page(viewport={"width": 1280, "height": 900})  # its own page: no state shared
+    page.set_default_timeout(30_000)
+    page.goto(url[0])
+    page.get_by_role("tab", name="Analyse").click()
+    toast, marks = page.locator(".toast-body"), page.evaluate(ERROR_PILLS)  # marks left by earlier tests
+    for path, says in ((hush, "hush.wav: silent audio"), (junk, "notes.wav: not a readable audio file")):
+        page.locator("#analyse-audio input[type=file]").set_input_files(str(path))
+        toast.first.wait_for()
+        page.wait_for_timeout(1500)  # a second toast or more marks would show by now
+        messages = [t.inner_text().split("\n")[-1] for t in toast.all()]
+        assert len(messages) == 1 and messages[0].startswith(says), messages
+        assert messages[0].count(". ") == 0 and str(tmp_path) not in messages[0] and "/tmp" not in messages[0]
+        assert page.evaluate(ERROR_PILLS) <= marks + 1
+        page.locator(".toast-close").first.click()
+        toast.first.wait_for(state="detached")
+        page.locator("#analyse-audio").get_by_label("Clear").click()  # back to an empty upload box
+    page.close()
+
+
+def test_wide_window_shows_every_label_whole(page, url):
+    wide = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    wide.set_default_timeout(30_000)
+    wide.goto(url[0])
+    wide.wait_for_function("document.querySelectorAll('#hits div[role=row]').length >= 5")
+    wide.locator(".hit audio").first.wait_for(state="attached")
+    assert wide.evaluate(CUT_LABELS) == []
+    wide.close()
