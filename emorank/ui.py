@@ -846,14 +846,17 @@ def theme_and_css() -> tuple[gr.themes.Base, str]:
     return gr.themes.Soft(primary_hue="indigo"), CSS
 
 
-# Labels wrap instead of being cut; players share a row and wrap as whole cards; wide tables scroll inside their
-# panel; the hidden boxes that carry plot clicks take no room.
+# Labels wrap instead of being cut; tab names stay whole (tabs that do not fit go to Gradio's "more tabs" menu);
+# players share a row and wrap as whole cards; wide tables scroll inside their panel; the hidden boxes that carry
+# plot clicks take no room.
 CSS = """
 #train-status code {letter-spacing: -1px}
 .emorank-hidden {display: none !important}
 label span, .label-wrap span, [data-testid="block-info"] {white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; overflow-wrap: anywhere}
 button, .label-wrap {white-space: normal !important; overflow-wrap: anywhere; height: auto; min-width: 0}
+[role="tablist"] button, .tab-container button {white-space: nowrap !important; overflow-wrap: normal !important;
+  min-width: max-content}
 .label-wrap {display: flex !important; gap: 4px; box-sizing: border-box}
 .label-wrap > span:first-child {min-width: 0; flex: 1 1 0; text-align: left}
 .label-wrap > .icon {flex: 0 0 auto; margin: 0 4px 0 0 !important; display: inline-block; width: 14px; height: 14px;
@@ -861,7 +864,7 @@ button, .label-wrap {white-space: normal !important; overflow-wrap: anywhere; he
 #hit-players, #strip-players {flex-wrap: wrap !important; gap: 8px}
 #hit-players > *, #strip-players > * {flex: 1 1 150px !important; min-width: 150px !important}
 .table-wrap, .table-container {overflow-x: auto !important; max-width: 100%}
-.wrap .secondary-wrap input, .dropdown input {text-overflow: clip}
+.wrap .secondary-wrap input, .dropdown input {text-overflow: ellipsis; padding-right: 24px !important}
 @media (max-width: 640px) {
   .gradio-container {padding: 4px !important}
   #hit-players > *, #strip-players > * {flex: 1 1 45% !important; min-width: 45% !important}

@@ -184,7 +184,13 @@ def test_click_on_the_embedding_map_plays_the_clip(page, shots):
 
 CUT_LABELS = """() => [...document.querySelectorAll('[data-testid="block-info"], label span, button, .tab-nav button')]
     .filter(e => e.offsetParent !== null && e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
-    .map(e => e.innerText.slice(0, 60))"""
+    .map(e => e.innerText.slice(0, 60))
+    .concat([...document.querySelectorAll('[role=tablist]')]  // a tab row whose names wrap is clipped in height
+        .filter(t => t.offsetParent !== null && t.scrollHeight > t.clientHeight + 1).map(t => 'tabs: ' + t.innerText))
+    .concat([...document.querySelectorAll('[role=tab]')]  // each visible tab name on one line
+        .filter(b => b.offsetParent !== null && b.getClientRects().length > 0
+                && b.scrollHeight > parseFloat(getComputedStyle(b).lineHeight) * 1.6 + 16)
+        .map(b => 'tab: ' + b.innerText))"""
 
 
 def test_phone_width_shows_every_label_whole(page, url, shots):
