@@ -106,7 +106,9 @@ PIXEL = """([id, v, a]) => {
 
 def test_click_on_the_plane_queries_that_point(page):
     page.get_by_role("tab", name="Explore").click()
-    page.locator("#va-plane .js-plotly-plot").scroll_into_view_if_needed()
+    page.wait_for_function("!!document.querySelector('#va-plane .js-plotly-plot')")
+    page.wait_for_timeout(700)  # the plane may be redrawn (and replaced) by the previous answer: let it settle
+    page.evaluate("document.querySelector('#va-plane .js-plotly-plot').scrollIntoView({block: 'center'})")
     v, a = page.evaluate("""() => {  // a grid point with no retrieved clip nearby (a click on a clip plays it)
         const gd = document.querySelector('#va-plane .js-plotly-plot');
         const clips = gd.calcdata[gd._fullData.findIndex(t => t.name === 'retrieved')];
