@@ -18,7 +18,7 @@ from emorank.datasets import Manifest
 from emorank.features import FeatureCache
 from emorank.index import EmbeddingIndex, top_k
 from emorank.metrics import va_from_similarity, va_grid
-from emorank.model import CheckpointError, EmotionRankCLAP
+from emorank.model import EmotionRankCLAP
 
 AXES = {"valence": 0, "arousal": 1}
 
@@ -27,11 +27,7 @@ def audio_embeddings(model: EmotionRankCLAP, manifest: Manifest, cache: FeatureC
                      progress: bool = True, workers: int | None = None) -> tuple[Manifest, np.ndarray]:
     """Joint-space embeddings [M, D] of the readable clips of a manifest (and the manifest of those clips)."""
     cache = cache or FeatureCache()
-    enc = model.audio_encoder
-    expected = model.config.audio_fingerprint
-    if expected and enc.fingerprint() != expected:
-        raise CheckpointError(f"the checkpoint was trained on audio features {expected!r} but its encoder now "
-                              f"produces {enc.fingerprint()!r}; retrain or use the matching encoder settings")
+    enc = model.audio_encoder  # refuses a checkpoint whose encoder settings changed (EmotionRankCLAP._matching)
     feats = cache.audio_features(manifest.path, enc, workers=workers, progress=progress)
     kept = manifest.subset(feats.rows)
     return kept, model.embed_audio_features(feats.values, kept.speaker)
