@@ -128,9 +128,7 @@ def expected_columns(report: dict) -> dict[str, tuple[str, ...]]:
 
 def _per_seed(report: dict, path: tuple[str, ...]) -> float:
     """One trained model's score: the mean over its trials / lists, or the scalar itself (recall, CCC)."""
-    node = report
-    for key in path:
-        node = node[key]
+    node = _node(report, path)
     return float(np.mean(node["values"])) if isinstance(node, dict) else float(node)
 
 
