@@ -15,6 +15,7 @@ Nothing here imports gradio; the manager only knows the trainer's dict events ("
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -223,32 +224,24 @@ class TrainingJobs:
             _apply_event(self._status, event)
 
 
-class _modest:
-    """While a job runs: torch limited to `threads` CPU threads (process-wide; restored afterwards) and, on Linux,
-    this thread's nice value raised by `nice` (a thread's own; it cannot be lowered again, the thread ends with
-    the job)."""
-
-    def __init__(self, threads: int | None, nice: int) -> None:
-        self.threads, self.nice, self.before = threads, nice, None
-
-    def __enter__(self):
-        if self.threads is not None:
+@contextlib.contextmanager
+def _modest(threads: int | None, nice: int):
+    """While a job runs: torch limited to `threads` CPU threads (process-wide; restored afterwards, see
+    `emorank.train.torch_threads`) and, on Linux, this thread's nice value raised by `nice` (a thread's own; it
+    cannot be lowered again, the thread ends with the job)."""
+    with contextlib.ExitStack() as stack:
+        if threads is not None:
             import torch
 
-            self.before = torch.get_num_threads()
-            torch.set_num_threads(min(self.threads, self.before))
-        if self.nice > 0 and hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+            from emorank.train import torch_threads
+
+            stack.enter_context(torch_threads(min(threads, torch.get_num_threads())))
+        if nice > 0 and hasattr(os, "setpriority") and sys.platform.startswith("linux"):
             try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)  # Linux: this thread only
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)  # Linux: this thread only
             except OSError as err:
                 log.info("could not lower the training thread's priority: %s", err)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.before is not None:
-            import torch
-
-            torch.set_num_threads(self.before)
+        yield
 
 
 def _apply_event(s: JobStatus, e: dict) -> None:
