@@ -26,12 +26,13 @@ _NEEDS_SPLITS = ("train", "compare", "evaluate")
 
 
 def _manifest(args, check_files: bool = True):
-    from emorank.datasets import load_corpus, read_csv_manifest
+    from emorank.data.corpora import load_corpus
+    from emorank.data.manifest import read_csv_manifest
 
     if getattr(args, "hf_dataset", None):
         if args.manifest or args.corpus:
             raise SystemExit("give either --hf-dataset or --manifest (with --corpus), not both")
-        from emorank.datasets import load_hf_dataset
+        from emorank.data.hf import load_hf_dataset
         manifest = load_hf_dataset(args.hf_dataset, **_hf_kwargs(args))
     elif not args.manifest:
         raise SystemExit("name the data: --manifest CSV, --manifest FOLDER --corpus NAME, or --hf-dataset ID")
@@ -57,7 +58,7 @@ def _names(text: str | None) -> list[str] | None:
 
 
 def _hf_kwargs(args) -> dict:
-    """The --hf-* options as keyword arguments of :func:`emorank.datasets.load_hf_dataset`."""
+    """The --hf-* options as keyword arguments of :func:`emorank.data.hf.load_hf_dataset`."""
     try:
         scale = tuple(float(x) for x in args.hf_scale.split(","))
     except ValueError:
@@ -79,7 +80,7 @@ def _hf_kwargs(args) -> dict:
 def _with_splits(manifest, command):
     """Commands that train or evaluate on a manifest without any split get a speaker-disjoint 80/10/10 split
     (seed 0, so train and evaluate see the same one); a note on stderr says so."""
-    from emorank.datasets import speaker_disjoint_split
+    from emorank.data.splits import speaker_disjoint_split
 
     if command not in _NEEDS_SPLITS or any(manifest.split):
         return manifest
@@ -95,7 +96,7 @@ def _with_splits(manifest, command):
 
 
 def _cache(args):
-    from emorank.features import FeatureCache
+    from emorank.encoders.cache import FeatureCache
     return FeatureCache(args.cache)
 
 
@@ -168,16 +169,16 @@ def _encoder_kwargs(args) -> tuple[dict, dict]:
 
 # ------------------------------------------------------------------ commands
 def cmd_corpus(args) -> int:
-    from emorank.corpus import build_demo_corpus
+    from emorank.data.synthetic import build_demo_corpus
     path = build_demo_corpus(args.out, n=args.n, seed=args.seed, workers=args.workers, overwrite=args.overwrite)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_features(args) -> int:
-    from emorank.encoders import build_audio_encoder
-    from emorank.systems import get_system, prepare_data
-    from emorank.train import TrainConfig
+    from emorank.encoders.registry import build_audio_encoder
+    from emorank.training.systems import get_system, prepare_data
+    from emorank.training.trainer import TrainConfig
 
     audio_kw, text_kw = _encoder_kwargs(args)
     config = TrainConfig(system=args.system or "emotionrankclap", audio_encoder=args.audio_encoder,
@@ -206,7 +207,7 @@ def train_config_from_args(args):
     """The TrainConfig of the flags, validated: a bad value raises ConfigError (exit 2) before anything loads.
 
     Budget flags left out take our recipe (lr 1e-3, at least 900 steps), or the paper's with ``--paper``."""
-    from emorank.train import TrainConfig
+    from emorank.training.trainer import TrainConfig
     audio_kw, text_kw = _encoder_kwargs(args)
     base = TrainConfig.paper() if args.paper else TrainConfig.recipe()
     budget = {k: getattr(args, k) for k in ("epochs", "min_steps", "lr") if getattr(args, k) is not None}
@@ -224,7 +225,7 @@ def train_config_from_args(args):
 
 
 def cmd_train(args) -> int:
-    from emorank.train import train
+    from emorank.training.trainer import train
 
     stop = threading.Event()
 
@@ -256,9 +257,9 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     import warnings
 
-    from emorank.evaluate import EvalConfig, evaluate
-    from emorank.features import SkippedAudioWarning
-    from emorank.model import EmotionRankCLAP
+    from emorank.evaluation.evaluate import EvalConfig, evaluate
+    from emorank.encoders.cache import SkippedAudioWarning
+    from emorank.model.core import EmotionRankCLAP
 
     model = EmotionRankCLAP.from_checkpoint(args.checkpoint)
     config = EvalConfig(n_trials=args.trials, n_pairs=args.pairs, n_lists=args.lists, seed=args.seed)
@@ -285,8 +286,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from emorank.compare import compare
-    from emorank.evaluate import EvalConfig
+    from emorank.evaluation.compare import compare
+    from emorank.evaluation.evaluate import EvalConfig
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: (print("\nstopping after the current step; finished runs "
@@ -307,8 +308,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from emorank.model import EmotionRankCLAP
-    from emorank.retrieval import Collection
+    from emorank.model.core import EmotionRankCLAP
+    from emorank.search.retrieval import Collection
 
     if (args.text is None) == (args.valence is None or args.arousal is None):
         raise SystemExit("search: give either --text, or both --valence and --arousal")
@@ -331,7 +332,7 @@ def cmd_search(args) -> int:
 def _llm(args):
     import os
 
-    from emorank.captions import LLMCaptioner
+    from emorank.captions.va import LLMCaptioner
     if not args.llm_url:
         return None
     if not args.llm_model:
@@ -341,7 +342,7 @@ def _llm(args):
 
 
 def cmd_caption(args) -> int:
-    from emorank.captions import VACaptionBuilder, caption_cli_text
+    from emorank.captions.va import VACaptionBuilder, caption_cli_text
 
     llm = _llm(args)
     if args.manifest:
@@ -368,7 +369,7 @@ def cmd_caption(args) -> int:
 
 
 def cmd_push(args) -> int:
-    from emorank.hub import push_to_hub
+    from emorank.model.card import push_to_hub
 
     plan = push_to_hub(args.checkpoint, args.repo_id, private=args.private, dry_run=args.dry_run,
                        license=args.license, dataset=args.dataset)
@@ -402,7 +403,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from emorank.losses import LOSSES
-    from emorank.systems import CAPTION_BUILDERS, SYSTEMS
+    from emorank.training.systems import CAPTION_BUILDERS, SYSTEMS
 
     parser = argparse.ArgumentParser(prog="python -m emorank", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -504,9 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from emorank.audio import AudioError
-    from emorank.datasets import ManifestError
-    from emorank.model import CheckpointError
+    from emorank.data.audio import AudioError
+    from emorank.data.manifest import ManifestError
+    from emorank.model.checkpoint import CheckpointError
 
     try:
         return args.func(args)

@@ -11,8 +11,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 def make_prepared(n_train=192, n_dev=64, seed=0, noise=0.5, audio_dim=12, text_dim=10):
     """PreparedData whose audio and text features are noisy linear functions of (valence, arousal)."""
-    from emorank.datasets import Manifest
-    from emorank.systems import PreparedData
+    from emorank.data.manifest import Manifest
+    from emorank.training.systems import PreparedData
 
     rng = np.random.default_rng(seed)
     n = n_train + n_dev
@@ -40,14 +40,14 @@ def prepared():
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory):
     """A small synthetic eSpeak corpus (manifest path), built once per test session."""
-    from emorank.corpus import build_demo_corpus
+    from emorank.data.synthetic import build_demo_corpus
 
     return build_demo_corpus(tmp_path_factory.mktemp("corpus") / "demo", n=120, seed=3, progress=False)
 
 
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory):
-    from emorank.features import FeatureCache
+    from emorank.encoders.cache import FeatureCache
 
     with FeatureCache(tmp_path_factory.mktemp("cache") / "features.sqlite") as cache:
         yield cache
@@ -55,14 +55,14 @@ def session_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo_manifest(demo_corpus):
-    from emorank.datasets import read_csv_manifest
+    from emorank.data.manifest import read_csv_manifest
     return read_csv_manifest(demo_corpus)
 
 
 @pytest.fixture(scope="session")
 def trained_checkpoint(demo_manifest, session_cache, tmp_path_factory):
     """EmotionRankCLAP trained briefly on the small demo corpus with the offline encoders."""
-    from emorank.train import TrainConfig, train
+    from emorank.training.trainer import TrainConfig, train
 
     cfg = TrainConfig(epochs=6, lr=1e-3, batch_size=32, device="cpu", workers=1)
     return train(demo_manifest, cfg, tmp_path_factory.mktemp("runs") / "erc", cache=session_cache,

@@ -65,7 +65,7 @@ def test_caption_a_manifest_with_the_builder_and_with_an_llm(capsys, tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,valence,arousal,caption\na.wav,2,6,\nb.wav,6,2,Mine already.\n")
     code, out, _ = run(capsys, "caption", "--manifest", manifest, "--out", tmp_path / "c.csv")
-    from emorank.datasets import read_csv_manifest
+    from emorank.data.manifest import read_csv_manifest
     rows = read_csv_manifest(tmp_path / "c.csv", check_files=False)
     assert code == 0 and "captioned 1 of 2" in out
     assert rows.caption[0].startswith("The person is speaking") and rows.caption[1] == "Mine already."

@@ -1,0 +1,281 @@
+"""Collections: the clips a visitor searches, from the demo corpus, a server folder (loopback only by default),
+a labels CSV or a Hugging Face dataset; their definitions persist in ``collections.json`` under the data folder.
+:class:`CollectionsMixin` gives the :class:`~emorank.app.workspace.Workspace` its collection methods.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from emorank.data.manifest import Manifest, read_csv_manifest
+
+from emorank.app.bounds import (
+    ALL_LOCAL,
+    AUDIO_SUFFIXES,
+    COLLECTIONS_FILE,
+    DEMO_ALL,
+    DEMO_TEST,
+    MAX_COLLECTIONS,
+    MAX_FOLDER_FILES,
+    MAX_NAME_CHARS,
+    WorkspaceError,
+    _inside,
+    _shown,
+    confine,
+    text,
+    visible_name,
+)
+from emorank.app.build import clip_folders
+from emorank.app.bounds import _unique
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------- collections
+@dataclass
+class CollectionSource:
+    """A named set of clips the app can search: a manifest (labelled) or a folder of audio (labels unknown)."""
+
+    name: str
+    manifest: Manifest
+    labelled: bool
+    origin: str  # where it came from (the manifest CSV or the folder)
+
+    @property
+    def root(self) -> str:
+        return self.manifest.root
+
+
+def folder_manifest(folder: str | os.PathLike, max_files: int = MAX_FOLDER_FILES,
+                    roots: Sequence[str] = ALL_LOCAL) -> Manifest:
+    """Every audio file under `folder` (recursively, sorted) as an unlabelled manifest (V-A = NaN); files whose
+    real path (symbolic links resolved) leaves `roots` are skipped. At most `max_files` are listed."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise WorkspaceError(f"{visible_name(folder)} is not a folder")
+    files: list[str] = []
+    for p in folder.rglob("*"):
+        if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file():
+            real = os.path.realpath(p)
+            if any(_inside(real, root) for root in roots):
+                files.append(real)
+            if len(files) > max_files:
+                raise WorkspaceError(f"{visible_name(folder)} holds more audio files than a folder collection takes "
+                                     f"(at most {max_files}); write a manifest CSV for larger corpora")
+    files.sort()
+    if not files:
+        raise WorkspaceError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) found under {visible_name(folder)}")
+    nan = np.full(len(files), np.nan)
+    return Manifest(path=files, valence=nan, arousal=nan.copy(), root=str(folder.resolve()))
+
+
+def _hub_offline(environ=os.environ) -> bool:
+    return any(environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+               for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+DATASET_MARKERS = ("dataset_dict.json", "state.json", "metadata.csv", "metadata.jsonl")
+
+
+def parse_label_columns(spec: str | None) -> dict:
+    """The label options of `load_hf_dataset` from one line a visitor types: "valence, arousal" (1..7),
+    "valence, arousal, 1-5" (another scale) or one name (a category column); empty means "valence, arousal"."""
+    spec = text(spec, "the label columns", MAX_NAME_CHARS, required=False)
+    parts = [part.strip() for part in spec.split(",") if part.strip()] or ["valence", "arousal"]
+    if len(parts) == 1:
+        return {"category": parts[0]}
+    if len(parts) in (2, 3):
+        out = {"valence": parts[0], "arousal": parts[1]}
+        if len(parts) == 3:
+            bounds = re.fullmatch(r"\s*(-?[\d.]+)\s*(?:-|to|\.\.)\s*(-?[\d.]+)\s*", parts[2])
+            if not bounds:
+                raise WorkspaceError("write the label scale as low-high, for example 1-5")
+            out["scale"] = (float(bounds.group(1)), float(bounds.group(2)))
+        return out
+    raise WorkspaceError("give the label columns as: valence, arousal (optionally a scale such as 1-5), or one "
+                         "category column")
+
+
+class CollectionsMixin:
+    """The workspace's collections by name (used through :class:`~emorank.app.workspace.Workspace`)."""
+
+    def collections(self) -> dict[str, CollectionSource]:
+        with self._lock:
+            return dict(self._collections)
+
+    def source(self, name: str) -> CollectionSource:
+        if not isinstance(name, str) or not name.strip():
+            raise WorkspaceError(f"choose a collection (got {_shown(name)})")
+        with self._lock:
+            if name in self._collections:
+                return self._collections[name]
+        if name in (DEMO_TEST, DEMO_ALL) and not self.build.ready.is_set():
+            state = self.build.snapshot()
+            if state["error"]:
+                raise WorkspaceError("the demo corpus could not be built on this server; add a collection instead")
+            raise WorkspaceError(f"the demo corpus is still being prepared ({100 * state['fraction']:.0f}% done); "
+                                 f"results appear here as soon as it is ready")
+        raise WorkspaceError(f"there is no collection called {_shown(name)}; choose one from the list")
+
+    def add_collection(self, path: str | os.PathLike, name: str | None = None, labels: str | None = None, *,
+                       save: bool = True) -> CollectionSource:
+        """Add a collection under `name` (default: its file or dataset name) and remember it (`save`) so that it
+        comes back after a restart. `path` is one of:
+
+        * a manifest CSV (labelled) or a folder of audio (unlabelled) on the server;
+        * a Hugging Face dataset folder on the server (parquet files with an Audio column, a `save_to_disk`
+          folder or an audiofolder), or a Hub dataset id ("owner/name", when the server has a network);
+          `labels` names its label columns (see `parse_label_columns`).
+
+        Server paths, and every clip they name, must lie inside `local_roots` (symbolic links resolved); refusals
+        and errors name the file, never the folders above it, and never quote the file's contents."""
+        if name is not None and not isinstance(name, str):
+            raise WorkspaceError("the collection name must be text")
+        raw = str(path).strip() if isinstance(path, (str, os.PathLike)) else ""
+        if not raw:
+            raise WorkspaceError("give a manifest CSV, a folder of audio or a Hugging Face dataset")
+        hub_id = bool(_HUB_ID.match(raw)) and not raw.startswith(".")
+        p = None
+        if self.allow_local_paths:
+            try:  # confinement first: nothing is said about what exists outside the allowed folders
+                p = confine(raw, self.local_roots, "path of a manifest CSV or of a folder of audio files")
+            except WorkspaceError:
+                if not hub_id:
+                    raise
+        if p is not None and (p.exists() or not hub_id):
+            source = self._local_source(p, labels)
+            label, definition = str(name or p.stem or p.name), {"path": str(p)}
+        elif hub_id and self.hub_datasets:
+            source = self._dataset_source(raw, labels, f"Hugging Face dataset {raw}")
+            label, definition = str(name or raw), {"hub": raw}
+        elif hub_id:
+            raise WorkspaceError("this server cannot reach the Hugging Face Hub; ask its operator to add the dataset")
+        elif self.hub_datasets:
+            raise WorkspaceError("adding collections from server paths is disabled on this server; give a Hugging "
+                                 "Face dataset id (owner/name) instead")
+        else:
+            raise WorkspaceError("adding collections from server paths is disabled on this server")
+        label = " ".join(label.split())[:60]
+        with self._lock:
+            if len(self._collections) >= MAX_COLLECTIONS:
+                raise WorkspaceError(f"this app holds at most {MAX_COLLECTIONS} collections; restart it to add more")
+            source.name = _unique(label, self._collections)
+            self._collections[source.name] = source
+            if save:
+                self._definitions = [d for d in self._definitions if d["name"] != source.name]
+                self._definitions.append({"name": source.name, "labels": labels or "", **definition})
+                self._save_definitions()
+        return source
+
+    def _local_source(self, p: Path, labels: str | None) -> "CollectionSource":
+        from emorank.data.manifest import ManifestError
+
+        if p.is_dir() and (any((p / m).is_file() for m in DATASET_MARKERS) or any(p.glob("**/*.parquet"))):
+            for meta in [*p.rglob("metadata.csv"), *p.rglob("metadata.jsonl")]:
+                self._confine_metadata(meta)
+            return self._dataset_source(str(p), labels, f"dataset folder {p.name}")
+        if p.is_dir():
+            return CollectionSource("", folder_manifest(p, roots=self.local_roots), False, f"folder {visible_name(p)}")
+        if p.is_file() and p.suffix.lower() == ".csv":
+            try:
+                manifest = read_csv_manifest(p, check_files=False)
+            except (ManifestError, UnicodeDecodeError, OSError):
+                raise WorkspaceError(f"{p.name} is not a valid manifest CSV (columns path, valence, arousal; "
+                                     f"optional split, speaker, emotion)") from None
+            outside = sum(not any(_inside(os.path.realpath(f), r) for r in self.local_roots) for f in manifest.path)
+            if outside:
+                raise WorkspaceError(f"{p.name} names {outside} clip(s) outside the folders this server allows")
+            missing = sum(not os.path.isfile(f) for f in manifest.path)
+            if missing:
+                raise WorkspaceError(f"{p.name}: {missing} of its {len(manifest)} audio files are missing")
+            return CollectionSource("", manifest, True, f"manifest {p.name}")
+        if p.exists():
+            raise WorkspaceError(f"{p.name} is neither a folder of audio, a dataset folder nor a manifest .csv file")
+        raise WorkspaceError(f"{p.name} does not exist")
+
+    def _confine_metadata(self, meta: Path) -> None:
+        """An audiofolder's metadata may name files anywhere: every one must lie inside the allowed folders."""
+        import pandas as pd
+
+        try:
+            frame = (pd.read_csv(meta, dtype=str, keep_default_na=False) if meta.suffix == ".csv"
+                     else pd.read_json(meta, lines=True, dtype=False))
+        except (ValueError, OSError):
+            raise WorkspaceError(f"{meta.name} cannot be read as a dataset's metadata table") from None
+        files = [os.path.realpath(meta.parent / str(f)) for f in frame.get("file_name", [])]
+        if any(not any(_inside(f, r) for r in self.local_roots) for f in files):
+            raise WorkspaceError(f"{meta.name} names audio files outside the folders this server allows")
+
+    def _dataset_source(self, source: str, labels: str | None, origin: str) -> "CollectionSource":
+        """A Hugging Face dataset (Hub id or local folder), its audio decoded once under the data folder."""
+        from emorank.data.hf import load_hf_dataset
+        from emorank.data.manifest import ManifestError
+
+        options = parse_label_columns(labels)
+        try:
+            manifest = load_hf_dataset(source, cache_dir=self.assets.data_dir / "datasets", progress=False, **options)
+        except ManifestError as err:
+            log.warning("dataset %s refused: %s", source, err)
+            cols = " and ".join(v for k, v in options.items() if k != "scale")
+            raise WorkspaceError(f"that dataset could not be read with the label column(s) {cols}; check the column "
+                                 f"names (for example: valence, arousal, 1-5, or one emotion column)") from None
+        except (OSError, ValueError) as err:
+            log.warning("dataset %s could not be loaded: %s", source, err)
+            raise WorkspaceError("that dataset could not be loaded; check its name, or that it has an audio "
+                                 "column") from None
+        if len(manifest) == 0:
+            raise WorkspaceError("that dataset has no clip that could be decoded")
+        return CollectionSource("", manifest, True, origin)
+
+    # ----------------------------------------------------------------------------- persistence
+    @property
+    def definitions_path(self) -> Path:
+        return self.assets.data_dir / COLLECTIONS_FILE
+
+    def _save_definitions(self) -> None:
+        import json
+
+        path = self.definitions_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._definitions, indent=2))
+        os.replace(tmp, path)
+
+    def restore_collections(self) -> list[str]:
+        """Re-add the collections saved by `add_collection` (their definitions, never copies), each checked again
+        against today's rules (server paths only when allowed and inside `local_roots`, Hub ids only with a
+        network); those refused are logged and kept in the file for a later start. Returns the names restored."""
+        import json
+
+        try:
+            saved = json.loads(self.definitions_path.read_text()) if self.definitions_path.is_file() else []
+        except (OSError, ValueError):
+            log.warning("%s is unreadable; no saved collections restored", COLLECTIONS_FILE)
+            return []
+        restored = []
+        for item in saved if isinstance(saved, list) else []:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                continue
+            with self._lock:
+                self._definitions = [d for d in self._definitions if d["name"] != item["name"]] + [item]
+                if item["name"] in self._collections:
+                    continue
+            try:
+                source = self.add_collection(item.get("path") or item.get("hub") or "", item["name"],
+                                             item.get("labels") or None, save=False)
+            except (WorkspaceError, ValueError, OSError) as err:
+                log.warning("saved collection %r not restored: %s", item["name"], err)
+                continue
+            restored.append(source.name)
+        return restored
+
+    def allowed_roots(self) -> list[str]:
+        """Folders whose files the server may serve: those holding the collections' clips (and nothing else)."""
+        return sorted({f for s in self.collections().values() for f in clip_folders(s.manifest)})

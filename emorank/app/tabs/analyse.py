@@ -1,0 +1,79 @@
+"""The Analyse tab: a visitor's clip -> its valence-arousal estimate and nearest clips (``/analyse``,
+``/estimate_va``).
+"""
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+import numpy as np
+from emorank.app.bounds import DEMO_TEST, WorkspaceError
+
+from emorank.app.bounds import ANALYSE_K
+from emorank.app.errors import friendly
+from emorank.app.formatting import _hit_label, _hit_table
+from emorank.app.serving import _player
+
+log = logging.getLogger(__name__)
+
+
+class AnalyseHandlers:
+    """Analyse-tab handlers (mixed into :class:`~emorank.app.handlers.Handlers`)."""
+
+    @friendly
+    def api_analyse(self, audio: str | None, checkpoint: str = "emotionrankclap", collection: str = DEMO_TEST,
+                    k: int = ANALYSE_K) -> dict:
+        """Analyse a voice clip: its estimated valence and arousal (1..7), the nearest speaking-style captions and
+        the nearest clips of a collection.
+
+        Args:
+            audio: a speech recording (WAV, FLAC, OGG or MP3; 0.3 to 30 seconds).
+            checkpoint: a checkpoint name; one trained on real speech (e.g. emotionrankclap-plus-ravdess) for people.
+            collection: the collection to find similar clips in.
+            k: how many captions and clips to return (1 to 20).
+        """
+        res = self._analyse(audio, checkpoint, collection, k)
+        return {**res, "clips": [self._public(c) for c in res["clips"]]}
+
+    def _analyse(self, audio, checkpoint, collection, k) -> dict:
+        if not audio:
+            raise gr.Error("upload or record a clip first", print_exception=False)
+        if not isinstance(audio, str):
+            raise WorkspaceError("the clip must be an uploaded audio file")
+        return self.ws.analyse(audio, checkpoint, collection, k)
+
+    @friendly
+    def analyse(self, audio: str | None, checkpoint: str, collection: str):
+        """(summary, V-A plane, captions table, clips table, *ANALYSE_K players)."""
+        from emorank.evaluation.figures import va_plane_figure
+
+        res = self._analyse(audio, checkpoint, collection, ANALYSE_K)
+        clips = res["clips"]
+        fig = va_plane_figure(np.array([[c["valence"], c["arousal"]] for c in clips]),
+                              query=(res["valence"], res["arousal"]), labels=[c["id"] for c in clips],
+                              title="Your clip (star) and its nearest clips")
+        corpus, real = self.ws.trained_on(checkpoint)
+        summary = (f"**Estimated valence {res['valence']:.2f}, arousal {res['arousal']:.2f}** (1..7, from the clip's "
+                   f"embedding under `{checkpoint}`, trained on {corpus}; {res['seconds']:.1f} s analysed)."
+                   + ("" if real else " This checkpoint never heard a real voice: choose one trained on real speech "
+                      "for people's recordings.") + "\n\n"
+                   f"Closest caption: *{res['captions'][0]['caption']}*")
+        captions = [[c["caption"], c["valence"], c["arousal"], c["similarity"]] for c in res["captions"]]
+        players = [_player(c["file"], _hit_label(c), self.served) for c in clips]
+        players += [_player(None, "", self.served)] * (ANALYSE_K - len(players))
+        return (summary, fig, captions, _hit_table(clips), *players)
+
+    @friendly
+    def estimate_va(self, audio: str, checkpoint: str = "emotionrankclap") -> dict:
+        """Estimate where a voice clip sits on the valence-arousal plane.
+
+        Args:
+            audio: a speech recording (WAV, FLAC, OGG or MP3; 0.3 to 30 seconds).
+            checkpoint: a checkpoint name; one trained on real speech (e.g. emotionrankclap-plus-ravdess) for people.
+
+        Returns:
+            {"valence": 1..7, "arousal": 1..7, "caption": the closest speaking-style caption, "trained_on": ...}
+        """
+        res = self._analyse(audio, checkpoint, DEMO_TEST, 1)
+        return {"valence": res["valence"], "arousal": res["arousal"], "caption": res["captions"][0]["caption"],
+                "checkpoint": checkpoint, "trained_on": self.ws.trained_on(checkpoint)[0]}
