@@ -18,12 +18,16 @@ from pathlib import Path
 
 import gradio as gr
 
-from emorank.demo import (ANALYSE_MAX_SECONDS, DEMO_ALL, DEMO_TEST, Workspace, demo_clip_folder, local_paths_policy,
-                          plan_demo)
-from emorank.jobs import TrainingJobs
-from emorank.systems import SYSTEMS
-from emorank.ui import (ANALYSE_K, COMPARE_HEADERS, HIT_HEADERS, MAX_K, NONE, REPORT_HEADERS, STRIP_VALUES, Handlers,
-                        example_captions, example_voices, gpu, player)
+from emorank.app.bounds import (ANALYSE_K, ANALYSE_MAX_SECONDS, DEMO_ALL, DEMO_TEST, MAX_K, NONE, STRIP_VALUES,
+                                local_paths_policy)
+from emorank.app.build import demo_clip_folder, plan_demo
+from emorank.app.formatting import COMPARE_HEADERS, HIT_HEADERS, REPORT_HEADERS, example_captions, example_voices
+from emorank.app.handlers import Handlers
+from emorank.app.jobs import TrainingJobs
+from emorank.app.serving import gpu
+from emorank.app.theme import player
+from emorank.app.workspace import Workspace
+from emorank.training.systems import SYSTEMS
 
 TITLE = "emorank · EmotionRankCLAP"
 INTRO = """# emorank · EmotionRankCLAP demo
@@ -299,12 +303,12 @@ def build_app(h: Handlers) -> gr.Blocks:
 def create(data_dir: str | None = None, allow_local_paths: bool = False, local_roots: list[str] | None = None,
            warm: bool = True, build: bool = True, **demo_kwargs) -> tuple[gr.Blocks, Handlers]:
     """Build the app and its handlers at once (nothing slow: the page can answer within seconds); with `build`,
-    the demo's assets (emorank.demo.ensure_demo: corpus, features) are built in a background thread, their
+    the demo's assets (emorank.app.build.ensure_demo: corpus, features) are built in a background thread, their
     progress shown on the page, followed by the warm-up when `warm`.
 
     `allow_local_paths`: whether "Add a collection" takes server paths (under `local_roots`, default every
-    folder); off by default, see emorank.demo.local_paths_policy for who may turn it on."""
-    from emorank.train import train
+    folder); off by default, see emorank.app.bounds.local_paths_policy for who may turn it on."""
+    from emorank.training.trainer import train
 
     assets = plan_demo(data_dir, checkpoint_dirs=demo_kwargs.pop("checkpoint_dirs", None),
                        cache_path=demo_kwargs.pop("cache_path", None))
@@ -319,8 +323,8 @@ def create(data_dir: str | None = None, allow_local_paths: bool = False, local_r
 def launch(demo: gr.Blocks, h: Handlers, warm: bool = True, prevent_thread_lock: bool = False, **kwargs):
     """Launch with the safety settings (only the collections' folders and Gradio's own cache are served); with
     `warm`, UMAP is compiled in the background (the workspace warms its models itself after its build)."""
-    from emorank.ui import HEAD, theme_and_css
-    from emorank.viz import warm_umap
+    from emorank.app.theme import HEAD, theme_and_css
+    from emorank.evaluation.maps import warm_umap
 
     theme, css = theme_and_css()
     # Gradio re-summarises every past event with pandas after each request (for its optional monitoring page);

@@ -54,14 +54,15 @@ def summary(seconds: list[float]) -> dict:
 
 def ensure_checkpoint(data: Path, checkpoint_dirs: list[str] | None) -> list[str] | None:
     """The checkpoint folders to use; trains a quick EmotionRankCLAP into data/runs when there is none."""
-    from emorank.demo import REPO_DIR, ensure_demo, find_checkpoints
+    from emorank.app.bounds import REPO_DIR
+    from emorank.app.build import ensure_demo, find_checkpoints
 
     dirs = [Path(d) for d in checkpoint_dirs] if checkpoint_dirs else [REPO_DIR / "checkpoints"]
     if find_checkpoints(dirs, data / "runs"):
         return checkpoint_dirs
-    from emorank.datasets import read_csv_manifest
-    from emorank.features import FeatureCache
-    from emorank.train import TrainConfig, train
+    from emorank.data.manifest import read_csv_manifest
+    from emorank.encoders.cache import FeatureCache
+    from emorank.training.trainer import TrainConfig, train
 
     assets = ensure_demo(data, checkpoint_dirs=dirs, splits=("train", "dev", "test"))
     print("no checkpoint found: training a quick EmotionRankCLAP (15 epochs) into data/runs/bench-erc", flush=True)
@@ -76,7 +77,7 @@ def latency(args) -> dict:
     client does not share this process's interpreter lock with the server, as a browser would not)."""
     import app  # noqa: E402 (the repository's app.py)
 
-    from emorank.demo import DEMO_TEST
+    from emorank.app.bounds import DEMO_TEST
 
     data = Path(args.data).resolve()
     dirs = ensure_checkpoint(data, args.checkpoints)
@@ -106,7 +107,7 @@ def client_queries(url: str, checkpoint: str, queries: int, k: int, seed: int) -
     """Time each path over the same random V-A points (run in the client process)."""
     from gradio_client import Client
 
-    from emorank.demo import DEMO_TEST
+    from emorank.app.bounds import DEMO_TEST
 
     rng = np.random.default_rng(seed)
     points = rng.integers(0, 13, size=(queries, 2)) * 0.5 + 1.0  # the sliders' grid 1.0, 1.5, ..., 7.0
@@ -206,7 +207,7 @@ def main() -> None:
               + ", ".join(f"page {r['page_s']:.1f} s / usable {r['usable_s']:.1f} s" for r in out["later"])
               + f" (load average {out['load_avg'][0]:.1f} on {out['cpus']} CPUs)")
     else:
-        from emorank.demo import default_data_dir
+        from emorank.app.build import default_data_dir
         args.data = args.data or str(default_data_dir())
         out = latency(args)
         print(f"{out['clips']} clips ({out['collection']}), checkpoint {out['checkpoint']}, k={out['k']}; app "

@@ -153,7 +153,8 @@ def measure(args) -> dict:
     import app  # noqa: E402 (the repository's app.py)
     from gradio_client import Client
 
-    from emorank.demo import DEMO_ALL, DEMO_TEST, ensure_demo
+    from emorank.app.bounds import DEMO_ALL, DEMO_TEST
+    from emorank.app.build import ensure_demo
 
     data = Path(args.data).resolve()
     ensure_demo(data, splits=("train", "dev", "test"))  # training needs every split's features (built once)
@@ -238,7 +239,7 @@ def main() -> None:
         print(json.dumps(client_process(args.client, args.checkpoint, args.collection, args.threads, args.requests,
                                         args.seed, args.start_at, args.via)))
         return
-    from emorank.demo import default_data_dir
+    from emorank.app.build import default_data_dir
 
     args.data = args.data or str(default_data_dir())
     out = measure(args)

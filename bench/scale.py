@@ -53,11 +53,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a minute)")
     args = parser.parse_args()
-    from emorank.index import EmbeddingIndex, top_k
+    from emorank.search.index import EmbeddingIndex, top_k
     from emorank.losses import RankNContrastLoss
     from emorank.losses.functional import label_distance
-    from emorank.metrics import mmd_rbf, wasserstein
-    from emorank.model import FeatureNormaliser
+    from emorank.metrics.alignment import mmd_rbf, wasserstein
+    from emorank.model.core import FeatureNormaliser
 
     n = 10_000 if args.quick else 100_000
     big = 100_000 if args.quick else 1_000_000

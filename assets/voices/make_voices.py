@@ -3,7 +3,8 @@
     python assets/voices/make_voices.py          # rewrites assets/voices/synthetic-*.wav
 
 Each clip is one sentence rendered for a target (valence, arousal) with the demo corpus's own prosody mapping and
-post-processing (emorank.corpus.map_prosody, post_process), a speaker with no habitual offsets, and a fixed seed
+post-processing (emorank.data.synthetic_plan.map_prosody, emorank.data.synthetic.post_process), a speaker with no
+habitual offsets, and a fixed seed
 per clip, so the same eSpeak NG build gives the same files. 16 kHz mono PCM16.
 """
 from __future__ import annotations
@@ -14,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from emorank.audio import TARGET_SR
-from emorank.corpus import ProsodyMapping, SpeakerStyle, map_prosody, post_process, to_pcm16
-from emorank.espeak import Espeak
+from emorank.data.audio import TARGET_SR
+from emorank.data.synthetic_plan import ProsodyMapping, SpeakerStyle, map_prosody
+from emorank.data.synthetic import post_process, to_pcm16
+from emorank.data.espeak import Espeak
 
 HERE = Path(__file__).resolve().parent
 PLAIN = SpeakerStyle(rate_log=0.0, pitch=0.0, range=0.0, peak_db=0.0, tilt=0.0, breath=0.0, expressiveness=1.0)
