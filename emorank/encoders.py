@@ -920,3 +920,7 @@ def build_audio_encoder(name: str = "egemaps", **kwargs) -> AudioEncoder:
 def build_text_encoder(name: str = "minilm", **kwargs) -> TextEncoder:
     """A text encoder from :data:`TEXT_ENCODERS` by name; options are the class's fields."""
     return _build("text", TEXT_ENCODERS, name, kwargs)
+
+
+# The Whisper encoders subclass AudioEncoder, so their module comes last; it adds them to AUDIO_ENCODERS.
+import emorank.whisper  # noqa: E402,F401
