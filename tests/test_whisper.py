@@ -442,6 +442,8 @@ def test_no_fallback_warning_when_the_wheels_are_there(fake_weights):
         warnings.simplefilter("error")
         enc = audio_encoder_or_egemaps("whisper-tiny-en", layer=3)
     assert isinstance(enc, WhisperTinyEnEncoder) and enc.layers == (3,)
+    with pytest.raises(EncoderInputError, match="valid: whisper-base, whisper-tiny-en"):
+        audio_encoder_or_egemaps("whisper-large")
 
 
 def test_weights_of_another_shape_are_refused(tmp_path, monkeypatch, small):
