@@ -137,6 +137,7 @@ def _add_hf_args(p: argparse.ArgumentParser) -> None:
 def _add_encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio-encoder", default="egemaps",
                    help="egemaps (offline default) | compare (openSMILE ComParE_2016, 6373-d, offline) | "
+                   "whisper-base | whisper-tiny-en (a Whisper encoder block, offline from pip wheels) | "
                    "odyssey-wavlm | hf")
     p.add_argument("--text-encoder", default="minilm", help="minilm (offline default) | distilroberta-emotion | hf")
     p.add_argument("--audio-model", help="model id or folder for --audio-encoder hf / odyssey-wavlm")

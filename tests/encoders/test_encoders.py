@@ -45,9 +45,9 @@ def waves(seed: int, seconds=(0.7, 1.3, 0.7)) -> list[np.ndarray]:
 
 # ---------------------------------------------------------------- registries and errors
 def test_registries_and_builder_errors():
-    assert set(AUDIO_ENCODERS) == {"egemaps", "compare", "odyssey-wavlm", "hf"}
+    assert set(AUDIO_ENCODERS) == {"egemaps", "compare", "odyssey-wavlm", "hf", "whisper-base", "whisper-tiny-en"}
     assert set(TEXT_ENCODERS) == {"minilm", "distilroberta-emotion", "hf"}
-    with pytest.raises(ValueError, match="egemaps, compare, odyssey-wavlm, hf"):
+    with pytest.raises(ValueError, match="egemaps, compare, odyssey-wavlm, hf, whisper-base, whisper-tiny-en"):
         build_audio_encoder("wav2clip")
     with pytest.raises(ValueError, match="minilm, distilroberta-emotion, hf"):
         build_text_encoder("bert")
