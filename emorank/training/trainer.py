@@ -125,7 +125,7 @@ class TrainConfig:
             _check_name("captions", self.captions, CAPTION_BUILDERS)
         _check_name("audio_encoder", self.audio_encoder, AUDIO_ENCODERS)
         _check_name("text_encoder", self.text_encoder, TEXT_ENCODERS)
-        _check_name("audio_norm", self.audio_norm, ("auto", "speaker", "global", "none"))
+        _check_name("audio_norm", self.audio_norm, ("auto", *FeatureNormaliser.MODES))
         for name in ("loss_kwargs", "audio_encoder_kwargs", "text_encoder_kwargs"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a dict of keyword arguments, got {getattr(self, name)!r}")

@@ -411,6 +411,24 @@ def test_encoder_shapes_layers_pooling_and_batches(fake_weights):
     assert base.encode([]).shape == (0, 384)
 
 
+def test_encode_uses_one_thread_and_restores_the_former_count(fake_weights, monkeypatch):
+    seen = []
+    real = whisper.encoder_hidden_states
+    monkeypatch.setattr(whisper, "encoder_hidden_states",
+                        lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
+    before = torch.get_num_threads()
+    one = WhisperTinyEnEncoder(device="cpu").encode(_clip(0.3))
+    assert seen == [1] and torch.get_num_threads() == before
+    torch.set_num_threads(2)
+    try:
+        untouched = WhisperTinyEnEncoder(device="cpu", threads=None).encode(_clip(0.3))
+        assert seen[-1] == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(one, untouched, rtol=1e-5, atol=1e-5)
+    assert WhisperTinyEnEncoder(threads=2).fingerprint() == WhisperTinyEnEncoder().fingerprint()
+
+
 def test_the_wheel_code_is_never_imported(fake_weights):
     WhisperTinyEnEncoder(device="cpu").encode(_clip(0.2))
     assert "fake_whisper_a" not in sys.modules and "fake_whisper_b" not in sys.modules
@@ -479,7 +497,7 @@ def test_registry_and_defaults():
     ({"layer": 7}, "blocks 1..6"), ({"layer": -2}, "blocks 1..6"), ({"layer": []}, "block index"),
     ({"layer": True}, "block index"), ({"layer": [2, 2]}, "twice"), ({"layer": "3"}, "block index"),
     ({"pooling": "max"}, "pooling must be one of mean, mean_std"), ({"crop_seconds": 31}, r"\(0, 30\]"),
-    ({"batch_size": 0}, "batch_size"),
+    ({"batch_size": 0}, "batch_size"), ({"threads": 0}, "threads"), ({"threads": True}, "threads"),
 ])
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(EncoderInputError, match=message):
