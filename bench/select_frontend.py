@@ -109,7 +109,8 @@ def train_eval(cfg: dict, m, cache, workdir: Path, split: str = "dev") -> dict:
     train_s = time.perf_counter() - t0
     model = EmotionRankCLAP.from_checkpoint(result.checkpoint)
     rep = evaluate(model, m, split=split, cache=cache, progress=False)
-    return {**summarise(rep), "train_s": train_s, "best_epoch": result.best_epoch,
+    (workdir / "train_state.safetensors").unlink(missing_ok=True)  # Adam moments: not needed to evaluate
+    return {**summarise(rep), "train_s": train_s, "best_epoch": result.best_epoch, "checkpoint": str(result.checkpoint),
             "epochs": len(result.history), "logit_scale": model.logit_scale.item()}
 
 
@@ -121,8 +122,7 @@ def summarise(rep: dict) -> dict:
 
 
 def run_grid(stage: str, configs: list[dict], seeds: int, out: Path, cache_path: str, root: str) -> list[dict]:
-    import shutil
-    import tempfile
+    import re
 
     from emorank.encoders.cache import FeatureCache
 
@@ -137,11 +137,8 @@ def run_grid(stage: str, configs: list[dict], seeds: int, out: Path, cache_path:
             key = run_key(cfg)
             if (key, seed) in done:
                 continue
-            tmp = Path(tempfile.mkdtemp(prefix="sel-", dir=out))
-            try:
-                metrics = train_eval(full, m, cache, tmp)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+            slug = re.sub(r"[^A-Za-z0-9.]+", "-", cfg.get("tag", key)).strip("-")
+            metrics = train_eval(full, m, cache, out / "ckpt" / stage / f"{slug}-s{seed}")  # kept: shift suite
             row = {"key": key, "tag": cfg.get("tag", key), "seed": seed, **metrics}
             rows.append(row)
             print(stage, row["tag"], seed, {k: round(row[k], 3) for k in METRICS}, f"{metrics['train_s']:.0f}s",
