@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 RAVDESS = os.path.expanduser("~/corpora/speech-emotion-recognition-ravdess-data/audio_speech_actors_01-24")
+FRONTEND_LAYERS = {"whisper-base": (2, 3, 4), "whisper-tiny-en": (1, 2)}  # the frontend stage's grid
 METRICS = ("aoc", "voc", "label_r@1", "r@1", "zs_uar", "ccc_v", "ccc_a")
 
 
@@ -185,6 +186,8 @@ def stage_configs(stage: str, args) -> list[dict]:
                {**system, **fe("egemaps"), "audio_norm": "global", "tag": "egemaps / global"}]
         for name in ("whisper-base", "whisper-tiny-en"):
             for spec in derived_specs(name):
+                if spec["layer"] not in FRONTEND_LAYERS[name]:
+                    continue
                 tag = f"{name} L{spec['layer']} {spec['pooling']} / global"
                 out.append({**system, **fe(name, **spec), "audio_norm": "global", "tag": tag})
         return out
