@@ -189,3 +189,15 @@ def test_training_loop_runs_with_the_configured_threads_and_restores_them(tmp_pa
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ConfigError, match="threads"):
             TrainConfig(threads=bad).validate()
+
+
+def test_auto_normalisation_is_per_speaker_for_hand_crafted_and_whisper_features():
+    from emorank.training.trainer import _auto_norm
+
+    for name in ("egemaps", "compare", "whisper-base", "whisper-tiny-en"):
+        assert _auto_norm(TrainConfig(audio_encoder=name)) == "speaker", name
+    assert _auto_norm(TrainConfig(audio_encoder="hf")) == "none"  # the paper's online encoders stay as they were
+    assert _auto_norm(TrainConfig(audio_encoder="odyssey-wavlm")) == "none"
+    for mode in ("global", "utterance", "none"):
+        assert _auto_norm(TrainConfig(audio_encoder="whisper-tiny-en", audio_norm=mode)) == mode
+        TrainConfig(audio_norm=mode).validate()
