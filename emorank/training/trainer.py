@@ -82,7 +82,7 @@ class TrainConfig:
     lr: float = 1e-4
     scale_lr: float | None = None  # learning rate of the logit scale; None: same as lr
     weight_decay: float = 0.0
-    temperature_init: float = 1.0
+    temperature_init: float | None = None  # None: the system's own (1.0, the paper's, unless the system sets one)
     max_logit_scale: float = 100.0
     embed_dim: int = 512
     seed: int = 0
@@ -144,7 +144,8 @@ class TrainConfig:
         if self.scale_lr is not None:
             _check_float("scale_lr", self.scale_lr, 0.0, 1.0, "greater than 0 and less than 1")
         _check_float("weight_decay", self.weight_decay, None, None, "0 or more", min_inclusive=0.0)
-        _check_float("temperature_init", self.temperature_init, 0.0, None, "greater than 0")
+        if self.temperature_init is not None:
+            _check_float("temperature_init", self.temperature_init, 0.0, None, "greater than 0")
         _check_float("max_logit_scale", self.max_logit_scale, None, None, "1 or more", min_inclusive=1.0)
         if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
             raise ConfigError(f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
@@ -238,6 +239,13 @@ def _auto_norm(config: TrainConfig) -> str:
     return "speaker" if config.audio_encoder in AUTO_SPEAKER_NORM else "none"
 
 
+def temperature_init(config: TrainConfig) -> float:
+    """The initial temperature: the configuration's, else the system's own, else 1.0 (the paper's)."""
+    if config.temperature_init is not None:
+        return float(config.temperature_init)
+    return float(get_system(config.system).temperature_init or 1.0)
+
+
 def build_model(config: TrainConfig, data: PreparedData) -> EmotionRankCLAP:
     normaliser = FeatureNormaliser(_auto_norm(config))
     if normaliser.mode != "none":
@@ -246,7 +254,7 @@ def build_model(config: TrainConfig, data: PreparedData) -> EmotionRankCLAP:
                      audio_encoder_kwargs=dict(config.audio_encoder_kwargs),
                      text_encoder_kwargs=dict(config.text_encoder_kwargs),
                      audio_dim=data.audio.shape[1], text_dim=data.text.shape[1], embed_dim=config.embed_dim,
-                     temperature_init=config.temperature_init, max_logit_scale=config.max_logit_scale,
+                     temperature_init=temperature_init(config), max_logit_scale=config.max_logit_scale,
                      audio_fingerprint=data.audio_fingerprint, text_fingerprint=data.text_fingerprint)
     return EmotionRankCLAP(mc, normaliser)
 
