@@ -129,6 +129,8 @@ def _card_body(config: dict, report: dict, metrics: list[dict], title: str, repo
         lines.append(f"- Our interpretation: {system['interpretation']}")
     lines += ["", "### Training configuration", "", "| setting | value |", "|---|---|"]
     lines += [f"| {k} | `{v}` |" for k, v in train.items() if v not in (None, {}, "")]
+    if train and train.get("temperature_init") is None and "temperature_init" in model:
+        lines.append(f"| temperature_init | `{model['temperature_init']}` (the system's default) |")
     for k, v in config.get("metrics", {}).items():
         lines.append(f"| {k} | `{v:.4g}` |" if isinstance(v, float) else f"| {k} | `{v}` |")
     lines += ["", "## Test metrics", ""]
