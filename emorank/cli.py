@@ -19,10 +19,11 @@ commands:
   search    caption or valence-arousal point -> nearest clips
   caption   valence-arousal point -> speaking-style captions
   push      upload a checkpoint folder to the Hugging Face Hub with a generated model card
+  robustness  evaluate checkpoints on a split re-rendered as users record it (telephone, noise, codecs, ...)
 """
 
 
-_NEEDS_SPLITS = ("train", "compare", "evaluate")
+_NEEDS_SPLITS = ("train", "compare", "evaluate", "robustness")
 
 
 def _manifest(args, check_files: bool = True):
@@ -384,6 +385,33 @@ def cmd_push(args) -> int:
     return 0
 
 
+def cmd_robustness(args) -> int:
+    import warnings
+
+    from emorank.evaluate import EvalConfig
+    from emorank.features import SkippedAudioWarning
+    from emorank.robustness import get_conditions, robustness, write_report
+
+    conditions = [c.name for c in get_conditions(_names(args.conditions) or "all")]  # refused before any loading
+    config = EvalConfig(n_trials=args.trials, n_pairs=args.pairs, n_lists=args.lists, seed=args.seed)
+    try:
+        with _cache(args) as cache, warnings.catch_warnings():
+            warnings.simplefilter("ignore", SkippedAudioWarning)  # each condition's report lists its skipped clips
+            report = robustness(args.checkpoints, _manifest(args), args.split, conditions, args.audio_dir, cache,
+                                config, args.workers)
+    except KeyboardInterrupt:
+        print("\ninterrupted: rendered clips and cached features are kept; run the same command again to continue",
+              file=sys.stderr)
+        return 130
+    json_path, md_path = write_report(report, args.out, "python -m emorank " + " ".join(sys.argv[1:]))
+    print(md_path.read_text())
+    for cond in report["conditions"]:
+        if cond["unavailable"]:
+            print(f"skipped condition {cond['name']}: {cond['unavailable']}", file=sys.stderr)
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
 # -------------------------------------------------------------------- parser
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paper", action="store_true",
@@ -491,6 +519,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     p.add_argument("--llm-cache", default="llm-captions.json", help="JSON cache of LLM answers (reused, resumable)")
     p.set_defaults(func=cmd_caption)
+
+    from emorank.robustness import CONDITIONS
+    p = sub.add_parser("robustness", help="shift suite: evaluate checkpoints on re-rendered copies of a split")
+    _add_data_args(p)
+    p.add_argument("--checkpoints", nargs="+", required=True, metavar="FOLDER", help="checkpoint folders to compare")
+    p.add_argument("--conditions", default="all", help="'all' or comma-separated names (clean is always included): "
+                   + ", ".join(CONDITIONS))
+    p.add_argument("--split", default="test")
+    p.add_argument("--audio-dir", help="where rendered clips are kept (default: a robustness/ folder beside the "
+                   "feature cache file)")
+    p.add_argument("--out", required=True, help="folder for robustness.json and robustness.md")
+    p.add_argument("--workers", type=int, help="feature-extraction processes (default: up to 4)")
+    p.add_argument("--trials", type=int, default=30)
+    p.add_argument("--pairs", type=int, default=5000)
+    p.add_argument("--lists", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_robustness)
 
     p = sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub with a model card")
     p.add_argument("checkpoint", help="checkpoint folder (heads.safetensors + config.json [+ eval.json])")
