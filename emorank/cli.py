@@ -388,9 +388,9 @@ def cmd_push(args) -> int:
 def cmd_robustness(args) -> int:
     import warnings
 
-    from emorank.evaluate import EvalConfig
-    from emorank.features import SkippedAudioWarning
-    from emorank.robustness import get_conditions, robustness, write_report
+    from emorank.evaluation.evaluate import EvalConfig
+    from emorank.encoders.cache import SkippedAudioWarning
+    from emorank.evaluation.robustness import get_conditions, robustness, write_report
 
     conditions = [c.name for c in get_conditions(_names(args.conditions) or "all")]  # refused before any loading
     config = EvalConfig(n_trials=args.trials, n_pairs=args.pairs, n_lists=args.lists, seed=args.seed)
@@ -520,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-cache", default="llm-captions.json", help="JSON cache of LLM answers (reused, resumable)")
     p.set_defaults(func=cmd_caption)
 
-    from emorank.robustness import CONDITIONS
+    from emorank.evaluation.robustness import CONDITIONS
     p = sub.add_parser("robustness", help="shift suite: evaluate checkpoints on re-rendered copies of a split")
     _add_data_args(p)
     p.add_argument("--checkpoints", nargs="+", required=True, metavar="FOLDER", help="checkpoint folders to compare")

@@ -5,7 +5,7 @@
 
 Conditions (:data:`CONDITIONS`, a plain dict; all offline, numpy/scipy/soundfile only):
 
-* ``clean``: the split as it is, evaluated exactly as :func:`emorank.evaluate.evaluate` does (no re-rendering);
+* ``clean``: the split as it is, evaluated exactly as :func:`emorank.evaluation.evaluate.evaluate` does (no re-rendering);
 * ``telephone``: resampled to 8 kHz, band-passed to 300-3400 Hz (Butterworth, zero phase), back to 16 kHz;
 * ``gain-12db`` / ``gain+12db``: level changed by -12 / +12 dB, clipped at full scale as a recorder would;
 * ``white-20db`` ... ``pink-10db``: white or pink (1/f) noise at a global SNR over the whole clip (pauses
@@ -25,7 +25,7 @@ SNRs of one colour share one noise draw (paired). Clips are written once, atomic
 the split's files (relative paths and content hashes): a changed file or setting renders a new folder, an
 unchanged one is reused. A rendered clip keeps its relative path, so clip ids -- and the captions phrased from
 them -- are the clean ones (sources in a lossy container, e.g. ``.mp3``, get ``.wav`` appended). Features of the
-rendered clips go through the normal :class:`~emorank.features.FeatureCache` (new content, new rows).
+rendered clips go through the normal :class:`~emorank.encoders.cache.FeatureCache` (new content, new rows).
 """
 from __future__ import annotations
 
@@ -42,14 +42,14 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
-from emorank.datasets import Manifest, ManifestError
-from emorank.evaluate import EvalConfig, evaluate
-from emorank.features import FeatureCache, file_sha
-from emorank.model import EmotionRankCLAP
+from emorank.data.manifest import Manifest, ManifestError
+from emorank.evaluation.evaluate import EvalConfig, evaluate
+from emorank.encoders.cache import FeatureCache, file_sha
+from emorank.model.core import EmotionRankCLAP
 
-# scipy.signal and emorank.audio (which imports it) are imported where used: they cost ~0.7 s, and the command
+# scipy.signal and emorank.data.audio (which imports it) are imported where used: they cost ~0.7 s, and the command
 # line builds its parser (which lists CONDITIONS) on every command.
-RENDER_SR = 16000  # every rendered clip; equals emorank.audio.TARGET_SR, the rate every encoder reads
+RENDER_SR = 16000  # every rendered clip; equals emorank.data.audio.TARGET_SR, the rate every encoder reads
 RENDER_VERSION = 1  # bump when a degradation's code changes its output: old renders are then not reused
 METRICS = {"aoc": ("ordinality", "aoc", "mean"), "voc": ("ordinality", "voc", "mean"),
            "label_r@1": ("retrieval", "a2t_label_r@1")}  # table key -> path into evaluate()'s report
@@ -66,7 +66,7 @@ def telephone_band(wav: np.ndarray, sr: int, rate: int = 8000, low: float = 300.
     with the original; the attenuation in dB doubles). Same length as the input."""
     from scipy.signal import butter, sosfiltfilt
 
-    from emorank.audio import resample
+    from emorank.data.audio import resample
     narrow = resample(wav, sr, rate).astype(np.float64)  # [T * rate / sr]
     sos = butter(order, [low, high], btype="bandpass", fs=rate, output="sos")
     narrow = sosfiltfilt(sos, narrow)
@@ -332,7 +332,7 @@ def render(part: Manifest, conditions: Sequence[Degradation], audio_dir: str | o
 
     Each source is read once (16 kHz mono) for all conditions; finished clips are kept, so an interrupted run
     (Ctrl-C) resumes where it stopped and never leaves a partial file."""
-    from emorank.audio import AudioError, load_audio, write_audio
+    from emorank.data.audio import AudioError, load_audio, write_audio
 
     audio_dir = Path(audio_dir).expanduser().absolute()
     ids = part.ids
@@ -387,7 +387,7 @@ def _progress_rows(n: int, progress: bool, desc: str):
 
 # ------------------------------------------------------------------------------------------ evaluation
 def metric_values(report: dict) -> dict[str, float]:
-    """The suite's headline numbers from one :func:`~emorank.evaluate.evaluate` report."""
+    """The suite's headline numbers from one :func:`~emorank.evaluation.evaluate.evaluate` report."""
     out = {}
     for key, path in METRICS.items():
         node = report

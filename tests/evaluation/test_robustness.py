@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 from scipy.signal import welch
 
-from emorank import robustness as R
-from emorank.audio import TARGET_SR
+from emorank.evaluation import robustness as R
+from emorank.data.audio import TARGET_SR
 from emorank.cli import main
-from emorank.evaluate import EvalConfig, evaluate
-from emorank.model import EmotionRankCLAP
+from emorank.evaluation.evaluate import EvalConfig, evaluate
+from emorank.model.core import EmotionRankCLAP
 
 SR = R.RENDER_SR
 SMALL = EvalConfig(n_trials=4, n_pairs=5000, n_lists=6, seed=0)
@@ -165,7 +165,7 @@ def test_unknown_condition_lists_the_valid_names():
 @pytest.fixture(scope="module")
 def small_corpus(demo_manifest, tmp_path_factory):
     """Four test clips of the demo corpus copied to their own folder (so it can be moved)."""
-    from emorank.datasets import Manifest
+    from emorank.data.manifest import Manifest
     part = demo_manifest.split_of("test").subset(np.arange(4))
     root = tmp_path_factory.mktemp("small") / "corpus"
     for rel, src in zip(part.ids, part.path):
@@ -313,7 +313,7 @@ def test_cli_writes_json_and_markdown(demo_corpus, trained_checkpoint, session_c
     (["--split", "dev"], "no 'dev' clips"),
 ])
 def test_cli_refuses_bad_arguments_clearly(argv, message, demo_corpus, trained_checkpoint, tmp_path, capsys):
-    from emorank.datasets import read_csv_manifest
+    from emorank.data.manifest import read_csv_manifest
     manifest = read_csv_manifest(demo_corpus)
     no_dev = tmp_path / "no_dev.csv"
     manifest.split[:] = ["train" if s == "dev" else s for s in manifest.split]
