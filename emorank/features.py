@@ -519,12 +519,17 @@ def _extract(paths: list[str], encoder, workers: int | None, progress: bool | Pr
     done = 0
     try:
         if workers > 1:
-            with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(encoder, os.getpid())) as pool:
+            pool = ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(encoder, os.getpid()))
+            try:
                 results = pool.map(_worker_encode, chunks)  # in order, whichever worker finishes first
                 for result in results:
                     done += len(result[0]) + len(result[2])
                     report(done)
                     yield result
+            except BaseException:  # Ctrl-C, an error, or the caller stopped early: drop the chunks not started
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
         else:
             for part in chunks:
                 result = _encode_chunk(encoder, part)
@@ -559,6 +564,7 @@ def _worker_init(encoder, owner_pid: int) -> None:
     process is killed with SIGKILL, which runs no cleanup."""
     global _WORKER_ENCODER
     _WORKER_ENCODER = encoder
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent handles it
     parent = os.getppid()
     if sys.platform.startswith("linux"):
         try:
