@@ -33,7 +33,6 @@ WORKERS = (1, 256)
 # Numbers checked before any work, per command: option -> (lowest, highest). (train and compare: TrainConfig.)
 LIMITS: dict[str, dict[str, tuple[float, float]]] = {
     "corpus": {"n": (1, 1_000_000), "seed": (0, SEED_MAX), "workers": WORKERS},
-    "features": {"workers": WORKERS},
     "evaluate": {"trials": (1, 1000), "pairs": (2, 1_000_000), "lists": (1, 100_000), "seed": (0, SEED_MAX)},
     "compare": {"seeds": (1, 1000), "trials": (1, 1000), "pairs": (2, 1_000_000), "lists": (1, 100_000)},
     "search": {"k": (1, MAX_K), "valence": VA_SCALE, "arousal": VA_SCALE},
@@ -86,12 +85,12 @@ def check_args(args: argparse.Namespace) -> None:
             value = default_cache_path()
         if value is not None:
             _check_output(Path(value), _flag(dest), kind)
-    if args.command in ("train", "compare"):
-        _check_output(Path(args.out) / "checkpoint" if args.command == "train" else Path(args.out) / "runs",
-                      "--out", "folder")
+    if args.command in ("train", "compare", "features"):
+        if args.command != "features":
+            _check_output(Path(args.out) / ("checkpoint" if args.command == "train" else "runs"), "--out", "folder")
         from emorank.train import ConfigError
         try:
-            train_config_from_args(args)
+            (features_config if args.command == "features" else train_config_from_args)(args)
         except ConfigError as err:
             raise UsageError(str(err)) from None
     if args.command == "encode":
@@ -285,16 +284,24 @@ def cmd_corpus(args) -> int:
     return 0
 
 
-def cmd_features(args) -> int:
-    from emorank.encoders import build_audio_encoder
-    from emorank.systems import get_system, prepare_data
+def features_config(args):
+    """The TrainConfig that `features` fills the cache for, validated (names, --workers)."""
     from emorank.train import TrainConfig
 
     audio_kw, text_kw = _encoder_kwargs(args)
     config = TrainConfig(system=args.system or "emotionrankclap", audio_encoder=args.audio_encoder,
                          text_encoder=args.text_encoder, audio_encoder_kwargs=audio_kw, text_encoder_kwargs=text_kw,
                          workers=args.workers)
-    config.validate()  # names, --workers: refused before the manifest is read
+    config.validate()
+    return config
+
+
+def cmd_features(args) -> int:
+    from emorank.encoders import build_audio_encoder
+    from emorank.systems import get_system, prepare_data
+
+    config = features_config(args)
+    audio_kw = config.audio_encoder_kwargs
     manifest = _manifest(args)
     with _cache(args) as cache:
         if args.system:
@@ -674,7 +681,12 @@ INTERRUPTED = ("interrupted (Ctrl-C); every feature finished so far stays in the
 def main(argv: list[str] | None = None) -> int:
     """Run a command; its exit status (2: a bad value or input, 130: interrupted)."""
     try:
-        args = parse_args(argv)
+        args = build_parser().parse_args(argv)  # argparse's own refusals: SystemExit(2) with the usage
+        try:
+            check_args(args)
+        except UsageError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         from emorank.audio import AudioError
         from emorank.datasets import ManifestError
         from emorank.model import CheckpointError

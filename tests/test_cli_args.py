@@ -28,11 +28,13 @@ def run(capsys, *argv):
 
 
 def refused(capsys, *argv) -> str:
-    """The message of a command line refused while parsing (exit status 2, one line, no traceback)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in argv])
+    """The message of a command line refused before any work (exit status 2, one line, no traceback)."""
+    code = main([str(a) for a in argv])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.strip() and "Traceback" not in err, err
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(SystemExit) as exit_info:  # the same refusal through parse_args
+        parse_args([str(a) for a in argv])
+    assert exit_info.value.code == 2 and err[len("error: "):] in capsys.readouterr().err
     return err
 
 
@@ -83,6 +85,7 @@ def test_the_default_cache_is_checked_too(capsys, places, monkeypatch):
     (["evaluate", "--checkpoint", "c", "--trials", "0"], "--trials must be a whole number from 1 to 1000"),
     (["corpus", "--out", "x", "--n", "0"], "--n must be a whole number from 1 to 1e+06"),
     (["train", "--out", "x", "--epochs", "0"], "epochs must be a whole number from 1 to 10000"),
+    (["features", "--workers", "0"], "workers must be a whole number from 1 to 256, got 0"),
 ])
 def test_numbers_out_of_range_are_refused_before_any_work(capsys, argv, fragment):
     """Before: `search --k 0` and `--k -1` exited 0 with no hits, `--valence 9` searched at 7."""
