@@ -336,9 +336,8 @@ class FeatureCache:
 _LIVE: weakref.WeakSet[FeatureCache] = weakref.WeakSet()  # this process's open caches (see _before_fork)
 _INHERITED: list[sqlite3.Connection] = []  # connections a forked child inherited: never used, never closed
 _FORK_HOOK: list[bool] = []  # registered once
-
-
 _HELD: list[FeatureCache] = []  # caches whose locks the forking thread holds
+_LIVE_LOCK = threading.Lock()  # a WeakSet must not grow while another thread iterates it
 
 
 def _track(cache: FeatureCache) -> None:
@@ -346,13 +345,16 @@ def _track(cache: FeatureCache) -> None:
         os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                             after_in_child=_after_fork_in_child)
         _FORK_HOOK.append(True)
-    _LIVE.add(cache)
+    with _LIVE_LOCK:
+        _LIVE.add(cache)
 
 
 def _before_fork() -> None:
     """Fork only between cache calls (as `logging` does with its locks): no child starts with a connection caught
     inside a transaction."""
-    for cache in sorted(_LIVE, key=id):
+    with _LIVE_LOCK:
+        caches = sorted(_LIVE, key=id)
+    for cache in caches:
         cache._lock.acquire()
         _HELD.append(cache)
 
@@ -365,6 +367,8 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     """Fresh locks in the child (the parent's belong to the parent's threads); connections are let go on first
     use (`_drop_inherited`)."""
+    global _LIVE_LOCK
+    _LIVE_LOCK = threading.Lock()  # another thread may have held it at the fork
     for cache in _HELD:
         cache._lock = threading.RLock()
     _HELD.clear()
@@ -382,11 +386,13 @@ def _drop_inherited() -> None:
     connections first (outside a transaction: SQLite then only tries, and fails, to take the parent's lock) clears
     that record; one caught inside a transaction is kept open and unused until the process ends instead."""
     pid = os.getpid()
-    for cache in list(_LIVE):
-        db, cache._db = cache._db, None
-        if db is not None and cache._pid != pid:
-            _release(db)
-        cache._pid = pid
+    with _LIVE_LOCK:
+        caches = list(_LIVE)
+    for cache in caches:
+        if cache._pid != pid:
+            db, cache._db, cache._pid = cache._db, None, pid
+            if db is not None:
+                _release(db)
 
 
 def _release(db: sqlite3.Connection) -> None:
