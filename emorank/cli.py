@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import signal
 import sys
 import threading
@@ -18,12 +20,120 @@ commands:
   evaluate  the paper's alignment and ordinality protocol (+ recall@k, V-A CCC)
   search    caption or valence-arousal point -> nearest clips
   caption   valence-arousal point -> speaking-style captions
+  encode    audio files or a manifest -> embeddings file (.npz or .safetensors) with a checkpoint
   push      upload a checkpoint folder to the Hugging Face Hub with a generated model card
   robustness  evaluate checkpoints on a split re-rendered as users record it (telephone, noise, codecs, ...)
 """
 
 
 _NEEDS_SPLITS = ("train", "compare", "evaluate", "robustness")
+VA_SCALE = (1.0, 7.0)
+SEED_MAX = 2**32 - 1
+MAX_K = 10_000  # emorank.search.retrieval.MAX_K (not imported here: the parser must stay cheap)
+WORKERS = (1, 256)
+# Numbers checked before any work, per command: option -> (lowest, highest). (train and compare: TrainConfig.)
+LIMITS: dict[str, dict[str, tuple[float, float]]] = {
+    "corpus": {"n": (1, 1_000_000), "seed": (0, SEED_MAX), "workers": WORKERS},
+    "evaluate": {"trials": (1, 1000), "pairs": (2, 1_000_000), "lists": (1, 100_000), "seed": (0, SEED_MAX)},
+    "compare": {"seeds": (1, 1000), "trials": (1, 1000), "pairs": (2, 1_000_000), "lists": (1, 100_000)},
+    "search": {"k": (1, MAX_K), "valence": VA_SCALE, "arousal": VA_SCALE},
+    "caption": {"valence": VA_SCALE, "arousal": VA_SCALE, "seed": (0, SEED_MAX)},
+    "encode": {"batch_size": (1, 4096), "max_seconds": (0.1, 3600.0)},
+}
+# Paths a command writes or creates, checked before any work: option -> "file" | "folder".
+OUTPUTS: dict[str, dict[str, str]] = {
+    "corpus": {"out": "folder"},
+    "features": {"cache": "file", "hf_cache": "folder"},
+    "train": {"out": "folder", "cache": "file", "hf_cache": "folder"},
+    "evaluate": {"json": "file", "cache": "file", "hf_cache": "folder"},
+    "compare": {"out": "folder", "cache": "file", "hf_cache": "folder"},
+    "search": {"cache": "file", "hf_cache": "folder"},
+    "caption": {"out": "file"},
+    "encode": {"out": "file", "hf_cache": "folder"},
+}
+
+
+class UsageError(ValueError):
+    """A command-line value refused before any work; the message names the option."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the command line: every number in its range and every output path usable, before anything
+    is loaded, trained or written. A bad value ends here: a one-line message and exit status 2 (argparse's)."""
+    args = build_parser().parse_args(argv)
+    try:
+        check_args(args)
+    except UsageError as err:
+        print(f"python -m emorank {args.command}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return args
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """UsageError for the first value of `args` that the command would only trip over later."""
+    for dest, (lo, hi) in LIMITS.get(args.command, {}).items():
+        value = getattr(args, dest, None)
+        if value is not None and not (math.isfinite(value) and lo <= value <= hi):
+            kind = "a whole number" if isinstance(value, int) else "a number"
+            raise UsageError(f"{_flag(dest)} must be {kind} from {lo:g} to {hi:g} (got {_shown(value)})")
+    outputs = dict(OUTPUTS.get(args.command, {}))
+    if args.command == "caption" and args.llm_url:
+        outputs["llm_cache"] = "file"
+    for dest, kind in outputs.items():
+        value = getattr(args, dest, None)
+        if dest == "cache" and value is None:
+            from emorank.encoders.cache import default_cache_path
+            value = default_cache_path()
+        if value is not None:
+            _check_output(Path(value), _flag(dest), kind)
+    if args.command in ("train", "compare", "features"):
+        if args.command != "features":
+            _check_output(Path(args.out) / ("checkpoint" if args.command == "train" else "runs"), "--out", "folder")
+        from emorank.training.trainer import ConfigError
+        try:
+            (features_config if args.command == "features" else train_config_from_args)(args)
+        except ConfigError as err:
+            raise UsageError(str(err)) from None
+    if args.command == "encode":
+        from emorank.model.embeddings import EmbeddingsFileError, check_format
+        try:
+            check_format(args.out)
+        except EmbeddingsFileError as err:
+            raise UsageError(f"--out: {err}") from None
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _shown(value) -> str:
+    """A caller's value, short enough for a one-line message."""
+    if isinstance(value, int) and abs(value) >= 10 ** 15:
+        return "a number of over 15 digits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_output(path: Path, flag: str, kind: str) -> None:
+    """`path` can be written as a `kind` ("file" or "folder"): it is not the other kind, and the nearest folder
+    that exists above it is a folder this user can write in."""
+    shown = _shown(str(path))
+    try:
+        if kind == "file" and path.is_dir():
+            raise UsageError(f"{flag} {shown} is a folder; give a file name")
+        if kind == "folder" and path.exists() and not path.is_dir():
+            raise UsageError(f"{flag} {shown} is a file; give a folder (it is created when missing)")
+        above = path.absolute().parent
+        while not above.exists() and above != above.parent:
+            above = above.parent
+        if not above.is_dir():
+            raise UsageError(f"{flag} {shown}: {_shown(str(above))} is a file, so nothing can be created in it")
+        if not os.access(above, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {shown}: no permission to write in {_shown(str(above))}")
+    except (OSError, ValueError) as err:
+        if isinstance(err, UsageError):
+            raise
+        raise UsageError(f"{flag} {shown} is not a usable path ({type(err).__name__}: {err})") from None
 
 
 def _manifest(args, check_files: bool = True):
@@ -177,16 +287,24 @@ def cmd_corpus(args) -> int:
     return 0
 
 
-def cmd_features(args) -> int:
-    from emorank.encoders.registry import build_audio_encoder
-    from emorank.training.systems import get_system, prepare_data
+def features_config(args):
+    """The TrainConfig that `features` fills the cache for, validated (names, --workers)."""
     from emorank.training.trainer import TrainConfig
 
     audio_kw, text_kw = _encoder_kwargs(args)
     config = TrainConfig(system=args.system or "emotionrankclap", audio_encoder=args.audio_encoder,
                          text_encoder=args.text_encoder, audio_encoder_kwargs=audio_kw, text_encoder_kwargs=text_kw,
                          workers=args.workers)
-    config.validate()  # names, --workers: refused before the manifest is read
+    config.validate()
+    return config
+
+
+def cmd_features(args) -> int:
+    from emorank.encoders.registry import build_audio_encoder
+    from emorank.training.systems import get_system, prepare_data
+
+    config = features_config(args)
+    audio_kw = config.audio_encoder_kwargs
     manifest = _manifest(args)
     with _cache(args) as cache:
         if args.system:
@@ -370,6 +488,31 @@ def cmd_caption(args) -> int:
     return 0
 
 
+def cmd_encode(args) -> int:
+    from tqdm.auto import tqdm
+
+    from emorank.model.embeddings import encode_files, write_embeddings
+    from emorank.model.core import EmotionRankCLAP
+
+    if bool(args.files) == bool(args.manifest or args.hf_dataset):
+        raise SystemExit("encode: give audio files, or --manifest (or --hf-dataset), not both")
+    model = EmotionRankCLAP.from_checkpoint(args.checkpoint)
+    files = [str(f) for f in args.files] or list(_manifest(args).path)
+    with tqdm(total=len(files), desc="encode", unit="file", disable=args.quiet) as bar:
+        result = encode_files(model, files, args.batch_size, args.max_seconds,
+                              progress=lambda done, total: bar.update(done - bar.n))
+    for path, reason in result.skipped:
+        print(f"  skipped {path}: {reason}", file=sys.stderr)
+    if not result.files:
+        print(f"error: none of the {len(files)} files could be encoded (reasons above)", file=sys.stderr)
+        return 2
+    out = write_embeddings(args.out, result.embeddings, result.files, checkpoint=Path(args.checkpoint).name,
+                           embed_dim=int(result.embeddings.shape[1]))
+    print(f"wrote {len(result.files)} embeddings of dimension {result.embeddings.shape[1]} to {out}"
+          + (f" ({len(result.skipped)} files skipped)" if result.skipped else ""))
+    return 0
+
+
 def cmd_push(args) -> int:
     from emorank.model.card import push_to_hub
 
@@ -428,6 +571,22 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--caption-seed", type=int, default=0)
     p.add_argument("--audio-norm", default="auto", choices=["auto", "speaker", "global", "none"])
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+
+
+ENCODE_HELP = """Embed audio files in a checkpoint's joint space (model.encode_audio) and write them to one file.
+
+  python -m emorank encode a.wav b.wav --checkpoint checkpoints/emotionrankclap --out emb.npz
+  python -m emorank encode --manifest data/manifest.csv --checkpoint CKPT --out emb.safetensors
+
+The file holds `embeddings` [N, D] (float32, L2-normalised: cosine similarity is a dot product) and `files` (the N
+paths, in the order given); --out's extension picks the format:
+  .npz          np.load(path, allow_pickle=False): arrays "embeddings", "files", "meta" (JSON)
+  .safetensors  the tensor "embeddings"; "files" and "meta" (JSON) in the header's metadata
+(emorank.model.embeddings.read_embeddings reads both.) Nothing in either format can run code when loaded. Each file is
+encoded on its own (the checkpoint's global normalisation statistics), so its embedding does not depend on the
+others listed (beyond float32 rounding). Files that cannot be read (corrupt, silent, longer than --max-seconds) are
+skipped and listed on stderr. The file is written atomically: an interrupted run leaves no partial file.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -537,6 +696,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_robustness)
 
+    p = sub.add_parser("encode", help="audio files or a manifest -> embeddings file, with a checkpoint",
+                       description=ENCODE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="*", help="audio files (or give --manifest)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder (or a shipped checkpoint's folder)")
+    p.add_argument("--out", required=True, help="embeddings file to write: NAME.npz or NAME.safetensors")
+    p.add_argument("--manifest", help="encode every file of this CSV manifest (or corpus folder with --corpus)")
+    p.add_argument("--corpus", help="read --manifest as the root folder of this corpus")
+    _add_hf_args(p)
+    p.add_argument("--batch-size", type=int, default=32, help="files encoded together (default 32)")
+    p.add_argument("--max-seconds", type=float, default=60.0, help="longer files are skipped (default 60)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_encode)
+
     p = sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub with a model card")
     p.add_argument("checkpoint", help="checkpoint folder (heads.safetensors + config.json [+ eval.json])")
     p.add_argument("--repo-id", required=True, help="Hub model repo, owner/name (created when absent)")
@@ -549,15 +721,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from emorank.data.audio import AudioError
-    from emorank.data.manifest import ManifestError
-    from emorank.model.checkpoint import CheckpointError
+INTERRUPTED = ("interrupted (Ctrl-C); every feature finished so far stays in the cache, so the same command goes "
+               "on from there")
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command; its exit status (2: a bad value or input, 130: interrupted)."""
     try:
-        return args.func(args)
-    except (ManifestError, CheckpointError, AudioError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)  # argparse's own refusals: SystemExit(2) with the usage
+        try:
+            check_args(args)
+        except UsageError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        from emorank.data.audio import AudioError
+        from emorank.data.manifest import ManifestError
+        from emorank.model.checkpoint import CheckpointError
+
+        try:
+            return args.func(args)
+        except (ManifestError, CheckpointError, AudioError, ValueError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    except KeyboardInterrupt:  # a second Ctrl-C (train, compare) or the first one (other commands)
+        print(f"\n{INTERRUPTED}", file=sys.stderr)
+        return 130
 

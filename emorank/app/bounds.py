@@ -49,6 +49,8 @@ class WorkspaceError(ValueError):
 
 # ------------------------------------------------------------------------------------------- argument bounds
 def _shown(value) -> str:
+    if isinstance(value, int) and abs(value) >= 10 ** 15:  # its repr is long (refused past 4300 digits)
+        return "a number of more than 15 digits"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -65,7 +67,7 @@ def whole(value, name: str, lo: int, hi: int) -> int:
     except (TypeError, ValueError, OverflowError):
         raise WorkspaceError(f"{name} must be a whole number from {lo} to {hi} (got {_shown(value)})") from None
     if not lo <= out <= hi:
-        raise WorkspaceError(f"{name} must be a whole number from {lo} to {hi} (got {out})")
+        raise WorkspaceError(f"{name} must be a whole number from {lo} to {hi} (got {_shown(value)})")
     return out
 
 

@@ -101,7 +101,10 @@ def test_search_matches_the_former_full_sort_including_ties(tied):
             assert [h.score for h in hits] == [float(scores[h.row]) for h in hits]
     first = tied.search_embedding(tied.audio_emb[3], 3)
     assert [h.row for h in first] == [3, 4, 5]  # three identical clips: lowest row first
-    assert tied.search_embedding(tied.audio_emb[0], 0) == []
+    for bad in (0, -1, 1e308, 10 ** 400, 2.5, True):  # refused, never an empty answer or a 309-digit message
+        with pytest.raises(ValueError, match=r"^k \(clips to return\) must be a whole number from 1 to 10000, "
+                                             r"got .{1,40}$"):
+            tied.search_embedding(tied.audio_emb[0], bad)
 
 
 def test_ordinal_strip_matches_the_former_implementation(tied):
