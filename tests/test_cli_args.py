@@ -15,7 +15,8 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emorank.cli import INTERRUPTED, LIMITS, OUTPUTS, main, parse_args
+from emorank.cli import INTERRUPTED, main, parse_args
+from emorank.cli.checks import LIMITS, OUTPUTS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = ROOT / "checkpoints" / "emotionrankclap"
