@@ -11,7 +11,9 @@ milliseconds and training, which reads cached features, never builds them.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import math
 import os
 import shutil
@@ -34,6 +36,9 @@ VERSION_ONLY_KEYS = ("opensmile", "transformers")
 CHECKPOINT_VERSION = 1
 HEADS_FILE = "heads.safetensors"
 CONFIG_FILE = "config.json"
+MAX_CONFIG_BYTES = 16 << 20  # emorank writes a few kB (normaliser statistics, training history)
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(ValueError):
@@ -357,7 +362,10 @@ def fingerprint_identity(fingerprint: str) -> str:
 
 
 def read_checkpoint_config(path: str | os.PathLike) -> dict:
-    """The parsed config.json of a checkpoint folder, after format checks."""
+    """The parsed config.json of a checkpoint folder, after format and shape checks.
+
+    Any config.json that is not what emorank writes (not UTF-8 JSON, not an object, a field of the wrong JSON type,
+    too large) raises :class:`CheckpointError` naming the problem, never another exception."""
     path = Path(path)
     cfg_file = path / CONFIG_FILE
     if not path.is_dir():
@@ -365,15 +373,122 @@ def read_checkpoint_config(path: str | os.PathLike) -> dict:
     if not cfg_file.is_file():
         raise CheckpointError(f"{path} is not an emorank checkpoint: {CONFIG_FILE} is missing")
     try:
-        config = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{cfg_file} is corrupt: {err}") from err
+        if cfg_file.stat().st_size > MAX_CONFIG_BYTES:
+            raise CheckpointError(f"{cfg_file} is larger than {MAX_CONFIG_BYTES >> 20} MiB; emorank writes a few "
+                                  "kilobytes there, so it is not an emorank checkpoint config")
+        config = json.loads(cfg_file.read_bytes().decode("utf-8"))
+    except OSError as err:
+        raise CheckpointError(f"cannot read {cfg_file}: {err.strerror or err}") from err
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CheckpointError(f"{cfg_file} is corrupt: {str(err)[:200]}") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{cfg_file} holds a JSON {_json_kind(config)}, not an object; it is not an emorank "
+                              "checkpoint config")
     if config.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not an emorank checkpoint (format {config.get('format')!r})")
+        raise CheckpointError(f"{path} is not an emorank checkpoint (format {_short(config.get('format'))})")
     if config.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {config.get('version')}, this emorank reads "
+        raise CheckpointError(f"{path} has checkpoint version {_short(config.get('version'))}, this emorank reads "
                               f"version {CHECKPOINT_VERSION}")
+    problem = _config_shape_problem(config)
+    if problem:
+        raise CheckpointError(f"checkpoint {path} has an invalid config.json: {problem}")
     return config
+
+
+# JSON type of each field emorank reads from a checkpoint config (top level, "model", "normaliser", "system",
+# "captions"); None among the types means the field may be null. A field not listed is saved and read back as is.
+_NUMBER = (int, float)
+_MODEL_FIELDS = {f.name: (dict,) if f.default_factory is not dataclasses.MISSING else
+                 _NUMBER if isinstance(f.default, float) else (type(f.default),) for f in fields(ModelConfig)}
+_NORMALISER_FIELDS = {"mode": (str,), "mean": (list, None), "std": (list, None), "min_speaker_rows": (int,)}
+_TOP_FIELDS = {"model": (dict,), "normaliser": (dict,), "git_revision": (str, None), "system": (dict,),
+               "captions": (dict,), "train": (dict,), "metrics": (dict,), "history": (list,), "stopped": (bool,),
+               "dataset": (str, None), "data": (dict,), "license": (str, None), "licence": (str, None)}
+_SYSTEM_FIELDS = {k: (str, None) for k in ("name", "title", "captions", "loss", "paper", "interpretation",
+                                           "teacher")} | {"loss_kwargs": (dict,), "va_captions": (bool,)}
+_CAPTION_FIELDS = {"builder": (str,), "seed": (int,)}
+_REQUIRED = ("model", "normaliser")
+
+
+def _config_shape_problem(config: dict) -> str | None:
+    """What is wrong with the JSON types of a checkpoint config, or None."""
+    for key in _REQUIRED:
+        if key not in config:
+            return f"the {key!r} section is missing"
+    for where, node, spec in (("", config, _TOP_FIELDS), ("model.", config["model"], _MODEL_FIELDS),
+                              ("normaliser.", config["normaliser"], _NORMALISER_FIELDS),
+                              ("system.", config.get("system", {}), _SYSTEM_FIELDS),
+                              ("captions.", config.get("captions", {}), _CAPTION_FIELDS)):
+        if not isinstance(node, dict):
+            continue  # reported at its parent
+        for key, types in spec.items():
+            if key in node and not _json_is(node[key], types):
+                wanted = " or ".join(_JSON_NAMES[t] for t in types)
+                return f"{where}{key} must be {wanted}, got a JSON {_json_kind(node[key])}"
+    norm = config["normaliser"]
+    if norm.get("mode") not in FeatureNormaliser.MODES:
+        return f"normaliser.mode must be one of {', '.join(FeatureNormaliser.MODES)}, got {_short(norm.get('mode'))}"
+    for key in ("mean", "std"):
+        if isinstance(norm.get(key), list) and not all(_json_is(v, _NUMBER) for v in norm[key]):
+            return f"normaliser.{key} must be a list of numbers"
+    return None
+
+
+_JSON_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number",
+               bool: "true or false", None: "null"}
+
+
+def _json_is(value, types: tuple) -> bool:
+    """Whether a parsed JSON value has one of these types (a bool is not a number; an int is a float)."""
+    if value is None:
+        return None in types
+    if isinstance(value, bool):
+        return bool in types
+    return any(t is not None and isinstance(value, t) for t in types)
+
+
+def _json_kind(value) -> str:
+    for t, name in (((type(None),), "null"), ((bool,), "boolean"), ((dict,), "object"), ((list,), "list"),
+                    ((str,), "string"), ((int, float), "number")):
+        if isinstance(value, t):
+            return name
+    return type(value).__name__
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def list_checkpoints(checkpoint_dirs: Sequence[str | os.PathLike] = (),
+                     runs_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """The valid checkpoints under some folders, by name: ``<dir>/<name>/`` for each of ``checkpoint_dirs`` (the
+    first folder wins a name), then ``<runs_dir>/<run>/checkpoint/`` as ``"runs/<run>"``; sorted within each.
+
+    A folder that holds a config.json but is no valid checkpoint (corrupt, wrong shape, another version) is
+    left out with a one-line warning (logged once per folder and reason), so one bad folder never breaks a list.
+    Hidden folders (a save's temporary folders) are never listed."""
+    candidates = [(cfg.parent.name, cfg.parent) for d in checkpoint_dirs
+                  for cfg in sorted(Path(d).glob(f"*/{CONFIG_FILE}"))]
+    if runs_dir is not None:
+        candidates += [(f"runs/{cfg.parent.parent.name}", cfg.parent)
+                       for cfg in sorted(Path(runs_dir).glob(f"*/checkpoint/{CONFIG_FILE}"))]
+    found: dict[str, Path] = {}
+    for name, folder in candidates:
+        if name in found or name.removeprefix("runs/").startswith("."):
+            continue
+        try:
+            read_checkpoint_config(folder)
+        except CheckpointError as err:
+            if (str(folder), str(err)) not in _warned:
+                _warned.add((str(folder), str(err)))
+                log.warning("skipping checkpoint %s: %s", name, err)
+            continue
+        found[name] = folder.resolve()
+    return found
 
 
 def git_revision() -> str:

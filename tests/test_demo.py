@@ -16,6 +16,8 @@ from emorank.demo import (DEMO_ALL, DEMO_TEST, Workspace, WorkspaceError, clip_f
                           find_checkpoints, folder_manifest, plan_demo, query_captions)
 from emorank.train import TrainConfig, train
 
+REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
 
 def build_assets(root: Path, demo_corpus, cache, checkpoint, progress=None):
     """Demo assets around the session's small corpus: the corpus linked in, EmotionRankCLAP (the session's
@@ -294,3 +296,27 @@ def test_shipped_caption_features_match_the_encoder(tmp_path, session_cache):
     if SHIPPED_TEXT_FEATURES.is_file():  # the file in assets/ covers every caption the app embeds at start
         with np.load(SHIPPED_TEXT_FEATURES) as shipped:
             assert set(shipped["sha"].tolist()) >= {text_sha(t) for t in app_captions()}
+
+
+@pytest.mark.parametrize("config_text", ["[1, 2, 3]", '{"format": "emorank-checkpoint", "version": 1, "model": '
+                                                       '"x", "normaliser": {"mode": "none"}}'])
+def test_a_bad_checkpoint_folder_never_stops_the_page(tmp_path, config_text):
+    """A folder whose config.json is valid JSON of the wrong shape is listed nowhere: the page builds, and a
+    refresh after such a folder appears in the runs folder still lists the good checkpoints."""
+    from emorank.jobs import TrainingJobs
+    from emorank.ui import Handlers
+    from test_app import load_app
+
+    shipped = tmp_path / "checkpoints"
+    shutil.copytree(REPO_CHECKPOINTS / "emotionrankclap", shipped / "emotionrankclap")
+    (shipped / "bad").mkdir()
+    (shipped / "bad" / "config.json").write_text(config_text)
+    planned = plan_demo(tmp_path / "data", checkpoint_dirs=[shipped], cache_path=tmp_path / "features.sqlite")
+    assert list(planned.checkpoints) == ["emotionrankclap"]
+    ws = Workspace(planned)
+    h = Handlers(ws, TrainingJobs(on_checkpoint=ws.add_checkpoint, cache_path=planned.cache_path))
+    load_app().build_app(h)  # raised AttributeError ('list' object has no attribute 'get') while laying out
+    (planned.runs_dir / "later" / "checkpoint").mkdir(parents=True)
+    (planned.runs_dir / "later" / "checkpoint" / "config.json").write_text(config_text)
+    assert list(ws.refresh_checkpoints()) == ["emotionrankclap"]
+    assert "EmotionRankCLAP" in ws.checkpoint_label("emotionrankclap")
