@@ -36,6 +36,10 @@ VERSION_ONLY_KEYS = ("opensmile", "transformers")
 CHECKPOINT_VERSION = 1
 HEADS_FILE = "heads.safetensors"
 CONFIG_FILE = "config.json"
+# Bounds on the sizes a checkpoint's config may ask for, checked before anything is allocated: frozen-encoder
+# feature widths (eGeMAPS 88, MiniLM 384, WavLM 1024, ...) and the joint space (paper: 512).
+MAX_FEATURE_DIM = 1 << 16
+MAX_EMBED_DIM = 1 << 13
 MAX_CONFIG_BYTES = 16 << 20  # emorank writes a few kB (normaliser statistics, training history)
 
 log = logging.getLogger(__name__)
@@ -316,6 +320,8 @@ class EmotionRankCLAP(nn.Module):
         config = read_checkpoint_config(path)
         try:
             model_config = ModelConfig.from_dict(config.pop("model"))
+            _check_dimensions(path, model_config)
+            _check_heads_header(path, model_config)  # before anything of the config's size is allocated
             normaliser = FeatureNormaliser.from_dict(config.pop("normaliser"))
             model = cls(model_config, normaliser,
                         extra={k: v for k, v in config.items() if k not in ("format", "version", "git_revision")})
@@ -338,6 +344,67 @@ class EmotionRankCLAP(nn.Module):
             raise CheckpointError(f"checkpoint {path} does not match its own config.json: {err}") from err
         _check_normaliser(path, normaliser, model_config.audio_dim)
         return model.to(device).eval()
+
+
+def _check_dimensions(path, config: ModelConfig) -> None:
+    """Every size and scale of a checkpoint's model config within sane bounds (a crafted config.json of a few bytes
+    must not make the loader allocate gigabytes)."""
+    for name, hi in (("audio_dim", MAX_FEATURE_DIM), ("text_dim", MAX_FEATURE_DIM), ("embed_dim", MAX_EMBED_DIM)):
+        value = getattr(config, name)
+        if not 1 <= value <= hi:
+            raise CheckpointError(f"checkpoint {path}: model.{name} = {_short(value)} is outside 1..{hi}; the "
+                                  "config.json is corrupt or crafted")
+    for name in ("temperature_init", "max_logit_scale"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and 1e-6 <= value <= 1e6):
+            raise CheckpointError(f"checkpoint {path}: model.{name} = {_short(value)} is outside 1e-6..1e6; the "
+                                  "config.json is corrupt or crafted")
+
+
+_SAFETENSORS_ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+MAX_HEADER_BYTES = 1 << 20  # the heads' header is a few hundred bytes
+
+
+def _check_heads_header(path, config: ModelConfig) -> None:
+    """heads.safetensors's header (read alone, a few hundred bytes) must list exactly the tensors the config's
+    model has, with their shapes and a float dtype, and the file must be as long as the header says: checked
+    before the model or the weights are allocated."""
+    file = Path(path) / HEADS_FILE
+    try:
+        with open(file, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            n = int.from_bytes(f.read(8), "little") if size >= 8 else -1
+            if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
+                raise CheckpointError(f"cannot read {file}: not a safetensors file (header length {n}, file size "
+                                      f"{size} bytes)")
+            header = json.loads(f.read(n).decode("utf-8"))
+    except OSError as err:
+        raise CheckpointError(f"cannot read {file}: {err.strerror or err}") from err
+    except (ValueError, RecursionError) as err:
+        raise CheckpointError(f"cannot read {file}: its header is not valid JSON") from err
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        expected = {k: list(v.shape) for k, v in EmotionRankCLAP(config).state_dict().items()}
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"} if isinstance(header, dict) else {}
+    if sorted(tensors) != sorted(expected):
+        raise CheckpointError(f"checkpoint {path} does not match its own config.json: {HEADS_FILE} holds "
+                              f"{_short(sorted(tensors))}, the model has {sorted(expected)}")
+    end = 0
+    for key, shape in expected.items():
+        info = tensors[key]
+        if not isinstance(info, dict) or info.get("shape") != shape:
+            got = info.get("shape") if isinstance(info, dict) else info
+            raise CheckpointError(f"checkpoint {path} does not match its own config.json: {HEADS_FILE} holds {key} "
+                                  f"of shape {_short(got)}, the config asks for {shape}")
+        offsets, itemsize = info.get("data_offsets"), _SAFETENSORS_ITEMSIZE.get(info.get("dtype"))
+        if itemsize is None or not (isinstance(offsets, list) and len(offsets) == 2
+                                    and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+                                    and offsets[1] - offsets[0] == math.prod(shape) * itemsize and offsets[0] >= 0):
+            raise CheckpointError(f"cannot read {file}: {key} has dtype {_short(info.get('dtype'))} and offsets "
+                                  f"{_short(offsets)}, which do not describe a float tensor of shape {shape}")
+        end = max(end, offsets[1])
+    if 8 + n + end != size:
+        raise CheckpointError(f"cannot read {file}: its header describes {8 + n + end} bytes but the file has {size}; "
+                              "it is truncated or corrupt")
 
 
 def _check_normaliser(path, normaliser: FeatureNormaliser, audio_dim: int) -> None:

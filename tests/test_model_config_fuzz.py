@@ -76,13 +76,18 @@ def read_or_refuse(folder: Path):
 
 def check_consumers(folder: Path, config: dict | None) -> None:
     """What the app, the CLI and the Hub code read from a config works on anything read_checkpoint_config passes,
-    and a listing never raises: it lists the folder exactly when the config is readable."""
+    loading gives a model or a CheckpointError, and a listing never raises: it lists the folder exactly when the
+    config is readable."""
     listed = list_checkpoints([folder.parent])
     assert (config is not None) == ("ckpt" in listed)
     if config is not None:
         checkpoint_dataset(config)
         checkpoint_license(folder, config)
         assert model_card(folder).startswith("---")
+        try:  # sizes are checked against bounds and the heads' header before anything is allocated
+            EmotionRankCLAP.from_checkpoint(folder)
+        except CheckpointError as err:
+            assert str(err).strip()
 
 
 @pytest.mark.parametrize("text", ["[1, 2, 3]", '"emorank-checkpoint"', "3", "null", "true", "{}",
