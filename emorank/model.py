@@ -16,9 +16,8 @@ import json
 import logging
 import math
 import os
-import shutil
+import re
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from emorank import atomic
 
 CHECKPOINT_FORMAT = "emorank-checkpoint"
 # Fingerprint entries that only record a package version: a checkpoint stays usable across such upgrades (the
@@ -277,29 +278,44 @@ class EmotionRankCLAP(nn.Module):
 
     # ------------------------------------------------------------ checkpoints
     def save(self, path: str | os.PathLike, **extra: Any) -> Path:
-        """Write the checkpoint folder atomically (temp folder + rename); returns its path."""
+        """Write the checkpoint folder atomically; returns its path.
+
+        The new folder is written beside ``path`` and flushed, then swapped with the old one in one atomic step
+        (Linux ``renameat2``), so ``path`` holds the old or the new checkpoint at every instant, whenever the
+        process is killed. Where no atomic swap exists, the old folder is renamed away first; a kill between
+        the two renames is finished at the next :func:`read_checkpoint_config` of ``path`` (see
+        :func:`recover_checkpoint`), and so are the leftovers of any killed save."""
         from safetensors.torch import save_file
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        recover_checkpoint(path)  # leftovers of an earlier save of this path that was killed
         self.extra.update(extra)
         config = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": asdict(self.config),
                   "normaliser": self.normaliser.to_dict(), "git_revision": git_revision(), **self.extra}
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        tmp = atomic.temp_path(path, "tmp")
+        old = atomic.temp_path(path, "old", atomic.tag_of(tmp))
         try:
+            tmp.mkdir()
             tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
             save_file(tensors, str(tmp / HEADS_FILE))
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_json_default))
-            old = None
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            atomic.fsync_tree(tmp)
+            if os.path.lexists(path) and atomic.exchange(tmp, path):
+                atomic.remove(tmp)  # it holds the previous checkpoint now
+            else:
+                if os.path.lexists(path):
+                    os.replace(path, old)  # from here until the next rename, recover_checkpoint can finish it
+                os.replace(tmp, path)
+                atomic.remove(old)
+            atomic.fsync_path(path.parent)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if os.path.lexists(old) and not os.path.lexists(path):
+                os.replace(old, path)  # an error between the two renames: put the previous checkpoint back
+            atomic.remove(tmp)
             raise
+        finally:
+            atomic.done(tmp, old)
         return path
 
     @classmethod
@@ -434,6 +450,7 @@ def read_checkpoint_config(path: str | os.PathLike) -> dict:
     Any config.json that is not what emorank writes (not UTF-8 JSON, not an object, a field of the wrong JSON type,
     too large) raises :class:`CheckpointError` naming the problem, never another exception."""
     path = Path(path)
+    recover_checkpoint(path)
     cfg_file = path / CONFIG_FILE
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} not found (expected a folder with {HEADS_FILE} and {CONFIG_FILE})")
@@ -460,6 +477,51 @@ def read_checkpoint_config(path: str | os.PathLike) -> dict:
     if problem:
         raise CheckpointError(f"checkpoint {path} has an invalid config.json: {problem}")
     return config
+
+
+def recover_checkpoint(path: str | os.PathLike) -> None:
+    """Finish or clean up what a killed :meth:`EmotionRankCLAP.save` of ``path`` left beside it.
+
+    Killed between the two renames of a save without atomic swap (``path`` missing): the new checkpoint, complete
+    in its temporary folder, is moved into place (it was complete before the old one was moved away), else the
+    old one is put back. Then every temporary folder of a dead save is removed. Saves still running (in this
+    process or another live one) are left alone; so is everything when the folder cannot be written to."""
+    path = Path(path)
+    found = atomic.leftovers(path)
+    legacy_old, legacy_tmp = _legacy_leftovers(path)
+    if not found and not legacy_old:
+        return
+    try:
+        if not os.path.lexists(path):
+            olds = {x.tag for x in found if x.kind == "old"}
+            candidates = [x.path for x in found if x.kind == "tmp" and x.tag in olds]  # complete new checkpoints
+            candidates += [x.path for x in found if x.kind == "old"] + legacy_tmp[:1] + legacy_old
+            if candidates:
+                os.replace(candidates[0], path)
+                log.warning("checkpoint %s: finished a save that was interrupted", path.name)
+        for leftover in [*(x.path for x in found), *legacy_old, *legacy_tmp]:
+            if os.path.lexists(leftover):
+                atomic.remove(leftover)
+    except OSError as err:  # a read-only folder, or another process got there first: nothing to do here
+        log.debug("checkpoint %s: leftovers of an interrupted save not cleaned (%s)", path, err)
+
+
+def _legacy_leftovers(path: Path) -> tuple[list[Path], list[Path]]:
+    """The folders of a save interrupted under emorank 0.x's naming: ``.name.old-PID`` of a dead process, and the
+    complete ``.name.XXXXXXXX`` temporary folder it left (there were no others once the old one was moved away);
+    ``([], [])`` when there is no such old folder."""
+    try:
+        names = sorted(e.name for e in os.scandir(path.parent) if e.name.startswith(f".{path.name}."))
+    except OSError:
+        return [], []
+    prefix = re.escape(f".{path.name}.")
+    olds = [path.parent / n for n in names if (m := re.fullmatch(prefix + r"old-(\d+)", n))
+            and not atomic.pid_alive(int(m[1]))]
+    if not olds:
+        return [], []
+    tmps = [path.parent / n for n in names if re.fullmatch(prefix + r"[a-z0-9_]{8}", n)
+            and (path.parent / n / HEADS_FILE).is_file() and (path.parent / n / CONFIG_FILE).is_file()]
+    return olds, tmps
 
 
 # JSON type of each field emorank reads from a checkpoint config (top level, "model", "normaliser", "system",
@@ -538,6 +600,13 @@ def list_checkpoints(checkpoint_dirs: Sequence[str | os.PathLike] = (),
     A folder that holds a config.json but is no valid checkpoint (corrupt, wrong shape, another version) is
     left out with a one-line warning (logged once per folder and reason), so one bad folder never breaks a list.
     Hidden folders (a save's temporary folders) are never listed."""
+    for d in checkpoint_dirs:  # a save killed between its renames leaves no config.json at the path: finish it
+        for target in atomic.targets_with_leftovers(Path(d)):
+            recover_checkpoint(target)
+    if runs_dir is not None:
+        for run in sorted(Path(runs_dir).glob("*/")):
+            for target in atomic.targets_with_leftovers(run):
+                recover_checkpoint(target)
     candidates = [(cfg.parent.name, cfg.parent) for d in checkpoint_dirs
                   for cfg in sorted(Path(d).glob(f"*/{CONFIG_FILE}"))]
     if runs_dir is not None:

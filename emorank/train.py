@@ -41,7 +41,7 @@ from emorank.datasets import Manifest
 from emorank.distributed import Dist, init_from_env, local_device
 from emorank.features import FeatureCache
 from emorank.losses import build_loss
-from emorank.model import EmotionRankCLAP, FeatureNormaliser, ModelConfig
+from emorank.model import EmotionRankCLAP, FeatureNormaliser, ModelConfig, recover_checkpoint
 from emorank.systems import PreparedData, get_system, prepare_data
 
 STATE_FILE = "train_state.safetensors"
@@ -466,6 +466,7 @@ def attach_teacher(data: PreparedData, system, config: TrainConfig, manifest: Ma
                                     "captions": None})
     ckpt = teacher_dir / "checkpoint"
     reuse = False
+    recover_checkpoint(ckpt)  # a save of the teacher killed between its renames
     if ckpt.is_dir():
         saved = EmotionRankCLAP.from_checkpoint(ckpt)
         reuse = saved.extra.get("train") == asdict(teacher_config) and not saved.extra.get("stopped")
