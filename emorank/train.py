@@ -27,7 +27,6 @@ import math
 import os
 import random
 import re
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -37,6 +36,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from emorank import atomic
 from emorank.datasets import Manifest
 from emorank.distributed import Dist, init_from_env, local_device
 from emorank.features import FeatureCache
@@ -367,6 +367,8 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
     best = {"epoch": -1, "val_loss": math.inf, "state": None}
     start_epoch = 0
     state_file = out_dir / STATE_FILE
+    if dist.is_main:
+        clean_state_leftovers(out_dir)
     if resume and (out_dir / LEGACY_STATE_FILE).exists() and not state_file.exists():
         raise ResumeStateError(out_dir / LEGACY_STATE_FILE,
                                f"cannot resume from {out_dir / LEGACY_STATE_FILE}: it is a pickled state from an "
@@ -525,14 +527,25 @@ def _save_state(path: Path, model, optimizer, generator, config, history, best, 
             "param_groups": opt["param_groups"], "optimizer_scalars": scalars}
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = atomic.temp_path(path)  # named with this process's id: see clean_state_leftovers
     try:
-        save_file(tensors, tmp, metadata={"emorank": json.dumps(meta)})
+        save_file(tensors, str(tmp), metadata={"emorank": json.dumps(meta)})
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        atomic.remove(tmp)
         raise
+    finally:
+        atomic.done(tmp)
+
+
+def clean_state_leftovers(out_dir: Path) -> None:
+    """Remove the temporary state files that runs killed while writing their state left in ``out_dir``: those of
+    processes that are gone, and emorank 0.x's ``.train_state.safetensors.*.tmp`` (whose writer is unknown; two
+    runs never share an output folder)."""
+    for leftover in atomic.leftovers(out_dir / STATE_FILE):
+        atomic.remove(leftover.path)
+    for legacy in out_dir.glob(f".{STATE_FILE}.*.tmp"):
+        atomic.remove(legacy)
 
 
 def _load_state(path: Path, model, optimizer, generator, config: TrainConfig) -> tuple[list[dict], dict, int]:
