@@ -320,3 +320,21 @@ def test_a_bad_checkpoint_folder_never_stops_the_page(tmp_path, config_text):
     (planned.runs_dir / "later" / "checkpoint" / "config.json").write_text(config_text)
     assert list(ws.refresh_checkpoints()) == ["emotionrankclap"]
     assert "EmotionRankCLAP" in ws.checkpoint_label("emotionrankclap")
+
+
+@pytest.mark.parametrize("given", ["{abs}", "{abs}/", "~/checkpoints/emotionrankclap", "../checkpoints/emotionrankclap",
+                                   "runs/../../emotionrankclap", "C:\\checkpoints\\emotionrankclap"])
+def test_a_path_given_as_checkpoint_name_says_names_are_chosen_from_the_list(tmp_path, given):
+    """It was "unknown checkpoint 'emotionrankclap'" (the path scrubbed to its last part) while that name was listed."""
+    from emorank.ui import public_message
+
+    shipped = tmp_path / "checkpoints"
+    shutil.copytree(REPO_CHECKPOINTS / "emotionrankclap", shipped / "emotionrankclap")
+    ws = Workspace(plan_demo(tmp_path / "data", checkpoint_dirs=[shipped], cache_path=tmp_path / "f.sqlite"))
+    with pytest.raises(WorkspaceError) as err:
+        ws.checkpoint_path(given.format(abs=shipped / "emotionrankclap"))
+    shown = public_message(err.value)
+    assert shown == ("no checkpoint is called that: a checkpoint is chosen by its name in the list, not by a path; "
+                     "available: emotionrankclap")
+    assert str(tmp_path) not in str(err.value)
+    assert ws.checkpoint_path("emotionrankclap") == (shipped / "emotionrankclap").resolve()
