@@ -257,7 +257,7 @@ class EmotionRankCLAP(nn.Module):
         """
         from emorank.audio import TARGET_SR, load_audio, prepare_waveform
 
-        items = _as_list(audio)
+        items = _audio_items(audio)
         waves = [a for a in items if not isinstance(a, (str, os.PathLike))]
         if waves and len(waves) != len(items):
             raise TypeError("encode_audio takes file paths or waveforms, not a mix of both")
@@ -635,6 +635,27 @@ def git_revision() -> str:
         return out.stdout.strip() if out.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+MAX_CHANNELS = 64  # a 2-D array with more columns than this is no [T, C] waveform (see _audio_items)
+
+
+def _audio_items(audio) -> list:
+    """The items of ``encode_audio``'s argument: a path, a [T] or [T, C] array, or a list of them.
+
+    A 2-D array is ONE waveform, [T, C] (the documented form), never a batch of rows; one with more than
+    MAX_CHANNELS columns is refused rather than guessed at ([N, T] batches and channels-first [C, T] arrays look
+    like that)."""
+    if isinstance(audio, (str, os.PathLike)):
+        return [audio]
+    ndim = getattr(audio, "ndim", None)
+    if isinstance(ndim, int) and ndim in (1, 2) and hasattr(audio, "shape"):
+        if ndim == 2 and audio.shape[1] > MAX_CHANNELS:
+            raise ValueError(f"a 2-D array is one waveform of shape [T, C] with at most {MAX_CHANNELS} channels, "
+                             f"got shape {tuple(audio.shape)}; to encode several waveforms pass a list of 1-D "
+                             "arrays, and transpose a channels-first [C, T] array")
+        return [audio]
+    return list(audio)
 
 
 def _as_list(x) -> list:

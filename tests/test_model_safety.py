@@ -60,6 +60,22 @@ def test_waveforms_at_another_rate_are_resampled():
     assert float(model.encode_audio(x16)[0] @ model.encode_audio(x48, sr=48000)[0]) > 0.99
 
 
+def test_a_t_by_c_array_is_one_multichannel_waveform():
+    """It was split into T waveforms of one sample each ("waveform 0: too short: 0.0000 s")."""
+    model = egemaps_model()
+    left, right = sine(220.0, 16000, 1.0, amp=0.4), sine(330.0, 16000, 1.0, amp=0.2)
+    stereo = np.stack([left, right], axis=1)  # [T, 2]
+    mono = model.encode_audio((left + right) / 2)
+    for given in (stereo, torch.from_numpy(stereo), [stereo], np.round(stereo * 32767).astype(np.int16)):
+        emb = model.encode_audio(given)
+        assert emb.shape == (1, 16) and float(emb[0] @ mono[0]) > 0.999
+    a, b = model.encode_audio([stereo, left])  # a list mixes [T, C] and [T] waveforms
+    assert float(a @ mono[0]) > 0.999 and float(b @ model.encode_audio(left)[0]) > 0.999
+    with pytest.raises(ValueError, match=r"one waveform of shape \[T, C\] with at most 64 channels, got shape "
+                                         r"\(3, 16000\); to encode several waveforms pass a list of 1-D arrays"):
+        model.encode_audio(np.stack([left, right, left])[:, :16000])
+
+
 def test_waveforms_get_the_file_limits_before_any_feature_work():
     model = egemaps_model()
     t0 = time.perf_counter()
