@@ -159,7 +159,7 @@ class PreparedData:
     audio: np.ndarray  # [N, Da] raw frozen audio features
     text: np.ndarray  # [N, Dt] frozen text features of the captions
     captions: list[str]
-    labels: np.ndarray  # [N, 2] (valence, arousal)
+    labels: np.ndarray  # [N, 2] float64 (valence, arousal), as the manifest holds them (ties stay exact in the loss)
     classes: np.ndarray  # [N] int64, -1 unknown
     class_names: list[str]
     audio_fingerprint: str
@@ -201,7 +201,7 @@ def prepare_data(manifest: Manifest, system: System, config, cache: FeatureCache
     emit({"event": "text_features", "rows": len(captions)})
     classes, names = manifest.emotion_ids()
     return PreparedData(manifest=manifest, split=np.asarray(manifest.split, dtype=object), audio=feats.values,
-                        text=text, captions=captions, labels=manifest.va().astype(np.float32), classes=classes,
+                        text=text, captions=captions, labels=manifest.va(), classes=classes,
                         class_names=names, audio_fingerprint=audio_enc.fingerprint(),
                         text_fingerprint=text_enc.fingerprint(), caption_spec=builder.to_dict(),
                         skipped=feats.skipped, para=para)

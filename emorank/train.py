@@ -260,7 +260,10 @@ class _Tensors:
         to = lambda x, dtype=torch.float32: torch.as_tensor(x, dtype=dtype, device=device)  # noqa: E731
         self.audio = to(model.normaliser(data.audio[rows], speakers))  # [N, Da]
         self.text = to(data.text[rows])  # [N, Dt]
-        self.labels = to(data.labels[rows])  # [N, 2] (valence, arousal)
+        # [N, 2] (valence, arousal) in float64, so that means of ratings tie as exactly in the loss as they do in the
+        # manifest (DESIGN.md 8.5); MPS has no float64, there they stay on the CPU (the losses move what they use)
+        self.labels = torch.as_tensor(data.labels[rows], dtype=torch.float64,
+                                      device=device if device.type != "mps" else "cpu")
         self.classes = to(data.classes[rows], torch.int64)  # [N]
         self.para = None if data.para is None else to(data.para[rows])  # [N, P]
         self.teacher_audio = None if data.teacher_audio is None else to(data.teacher_audio[rows])
@@ -277,7 +280,8 @@ class _Tensors:
         teacher = None
         if self.teacher_audio is not None:
             teacher = self.teacher_audio[idx] @ self.teacher_text[idx].T * self.teacher_scale  # [B, B]
-        return loss_fn(out["audio"], out["text"], labels=self.labels[idx], logit_scale=out["logit_scale"],
+        return loss_fn(out["audio"], out["text"], labels=self.labels[idx.to(self.labels.device)],
+                       logit_scale=out["logit_scale"],
                        classes=self.classes[idx], para=None if self.para is None else self.para[idx],
                        teacher_logits=teacher)
 
