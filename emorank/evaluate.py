@@ -24,7 +24,7 @@ from emorank.metrics import (alignment_trials, ccc, label_match, label_recall_at
                              ordinality_test, pearson, recall_at_k, va_from_similarity)
 from emorank.model import EmotionRankCLAP
 from emorank.retrieval import grid_embeddings, text_embeddings
-from emorank.systems import caption_builder_from_spec, paralinguistic_features
+from emorank.systems import caption_builder_from_spec, caption_keys, paralinguistic_features
 from emorank.zeroshot import MIN_CLASSES, zero_shot, zero_shot_classes
 
 
@@ -47,7 +47,7 @@ def pair_captions(model: EmotionRankCLAP, manifest: Manifest, cache: FeatureCach
     para = None
     if getattr(builder, "needs_features", False):
         para = paralinguistic_features(manifest, cache, None, progress)
-    return builder.build(manifest, para)
+    return builder.build(manifest, para, keys=caption_keys(manifest, cache))
 
 
 def ordinality(model: EmotionRankCLAP, audio_emb: np.ndarray, labels: np.ndarray, n_lists: int, seed: int,

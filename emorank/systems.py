@@ -98,8 +98,10 @@ class VACaptions:
     def fit(self, manifest: Manifest, features: np.ndarray | None = None) -> "VACaptions":
         return self
 
-    def build(self, manifest: Manifest, features: np.ndarray | None = None) -> list[str]:
-        built = self.builder(manifest.valence, manifest.arousal, manifest.ids)
+    def build(self, manifest: Manifest, features: np.ndarray | None = None,
+              keys: Sequence[str] | None = None) -> list[str]:
+        """``keys`` seed each row's phrasing (default the row ids; training passes the clips' content hashes)."""
+        built = self.builder(manifest.valence, manifest.arousal, manifest.ids if keys is None else keys)
         return [given or made for given, made in zip(manifest.caption, built)]
 
     def to_dict(self) -> dict:
@@ -195,7 +197,7 @@ def prepare_data(manifest: Manifest, system: System, config, cache: FeatureCache
         para = paralinguistic_features(manifest, cache, config.workers, progress)
     train_rows = np.flatnonzero(np.asarray(manifest.split, dtype=object) == "train")
     builder.fit(manifest.subset(train_rows), None if para is None else para[train_rows])
-    captions = builder.build(manifest, para)
+    captions = builder.build(manifest, para, keys=caption_keys(manifest, cache))
     text_enc = build_text_encoder(config.text_encoder, **config.text_encoder_kwargs)
     text = cache.text_features(captions, text_enc)
     emit({"event": "text_features", "rows": len(captions)})
@@ -205,6 +207,14 @@ def prepare_data(manifest: Manifest, system: System, config, cache: FeatureCache
                         class_names=names, audio_fingerprint=audio_enc.fingerprint(),
                         text_fingerprint=text_enc.fingerprint(), caption_spec=builder.to_dict(),
                         skipped=feats.skipped, para=para)
+
+
+def caption_keys(manifest: Manifest, cache: FeatureCache) -> list[str]:
+    """What seeds each row's caption phrasing: the sha256 of its audio file (memoised by the cache, which hashed
+    every file for its features already). Unlike a path, it does not change when a corpus moves, is listed with
+    relative instead of absolute paths, or is reached through a symbolic link: the same clips train the same
+    heads wherever they are."""
+    return [cache.content_hash(p) for p in manifest.path]
 
 
 def paralinguistic_features(manifest: Manifest, cache: FeatureCache, workers: int | None,
