@@ -1,9 +1,12 @@
 """Tests of emorank.metrics: identities, oracle comparisons against naive implementations, the paper's list grid."""
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -596,3 +599,48 @@ def test_alignment_on_cuda_matches_cpu():
     assert M.mmd_rbf(x, y, device="cuda") == pytest.approx(M.mmd_rbf(x, y), rel=1e-10)
     assert M.mmd_rbf(x, y, device="cuda", precision="float32") == pytest.approx(M.mmd_rbf(x, y), rel=1e-4)
     assert M.wasserstein(x, x, device="cuda") == 0.0
+
+
+UNGUARDED_SCRIPT = """
+import numpy as np
+from emorank.metrics import alignment_trials
+
+rng = np.random.default_rng(0)
+a, t = rng.normal(size=(1200, 16)), rng.normal(size=(1200, 16))
+{call}
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _in_process_mmd() -> float:
+    rng = np.random.default_rng(0)
+    a, t = rng.normal(size=(1200, 16)), rng.normal(size=(1200, 16))
+    return M.alignment_trials(a, t, n_trials=2, n_pairs=1000, workers=1)["mmd"]["mean"]
+
+
+@pytest.mark.parametrize("call", [
+    'print(repr(alignment_trials(a, t, n_trials=2, n_pairs=1000)["mmd"]["mean"]))',  # default workers: 2 cores
+    'def run():\n    return alignment_trials(a, t, n_trials=2, n_pairs=1000, workers=2)\nprint(repr(run()["mmd"]["mean"]))',
+])
+def test_alignment_trials_in_a_script_without_main_guard_finishes_in_process(tmp_path, call):
+    """Spawned workers re-ran the unguarded script, failed to start their own pool, and the parent waited forever
+    (any evaluate() on more than 1,250 test clips from top-level code)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT.format(call=call))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip()) == _in_process_mmd()
+    assert "without an `if __name__ == \"__main__\":` guard" in out.stderr
+
+
+def test_the_main_guard_is_found_in_a_scripts_source(tmp_path):
+    script = tmp_path / "s.py"
+    script.write_text("x = 1\nif __name__ == '__main__':\n    y = 2\n\n    z = 3\nif '__main__' == __name__:\n"
+                      "    w = 4\nelse:\n    v = 5\nif __name__ != '__main__':\n    u = 6\n")
+    assert [line for line in range(1, 12) if M._in_main_guard(str(script), line)] == [3, 4, 5, 7]
+    assert not M._in_main_guard(str(tmp_path / "missing.py"), 1)
+    assert not M._main_reruns_this_call()  # pytest's own __main__ runs its tests from under its guard
