@@ -180,3 +180,13 @@ def test_a_listing_skips_a_bad_folder_with_one_warning_line(template, tmp_path, 
     assert len(lines) == 2 and all("\n" not in line for line in lines)
     assert lines[0].startswith("skipping checkpoint bad: ") and "not an object" in lines[0]
     assert lines[1].startswith("skipping checkpoint runs/broken: ") and "model.embed_dim" in lines[1]
+
+
+def test_the_cli_says_what_is_wrong_with_such_a_config_and_exits_2(template, tmp_path, capsys):
+    from emorank.cli import main
+
+    folder = with_config(template, "[1, 2, 3]")
+    rc = main(["evaluate", "--checkpoint", str(folder), "--manifest", str(tmp_path / "missing.csv"),
+               "--cache", str(tmp_path / "c.sqlite")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "holds a JSON list, not an object" in err and "Traceback" not in err
