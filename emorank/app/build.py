@@ -234,13 +234,9 @@ def fill_caption_features(cache, encoder: str, kwargs: dict, report: ProgressFn,
 
 def find_checkpoints(checkpoint_dirs: Sequence[Path], runs_dir: Path) -> dict[str, Path]:
     """Shipped checkpoints (`<dir>/<name>/config.json`) by folder name, then runs as "runs/<name>", sorted."""
-    found: dict[str, Path] = {}
-    for d in checkpoint_dirs:
-        for cfg in sorted(Path(d).glob("*/config.json")):
-            found.setdefault(cfg.parent.name, cfg.parent.resolve())
-    for cfg in sorted(Path(runs_dir).glob("*/checkpoint/config.json")):
-        found[f"runs/{cfg.parent.parent.name}"] = cfg.parent.resolve()
-    return found
+    from emorank.model.checkpoint import list_checkpoints  # skips (and logs) folders that are no valid checkpoint
+
+    return list_checkpoints(checkpoint_dirs, runs_dir)
 
 
 class BuildStatus:

@@ -45,8 +45,11 @@ class CheckpointsMixin:
             raise WorkspaceError(f"choose a checkpoint (got {_shown(name)})")
         with self._lock:
             if name not in self._checkpoints:
-                raise WorkspaceError(f"unknown checkpoint {name!r}; available: "
-                                     f"{', '.join(self._checkpoints) or 'none'}")
+                available = ", ".join(self._checkpoints) or "none"
+                if "/" in name.removeprefix("runs/") or "\\" in name or name.startswith("~"):  # never echo a path
+                    raise WorkspaceError(f"no checkpoint is called that: a checkpoint is chosen by its name in the "
+                                         f"list, not by a path; available: {available}")
+                raise WorkspaceError(f"unknown checkpoint {_shown(name)}; available: {available}")
             return self._checkpoints[name]
 
     def checkpoint_config(self, name: str) -> dict:

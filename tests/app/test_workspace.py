@@ -1,4 +1,4 @@
-"""emorank.demo: first-start bootstrap and the workspace the app serves (no gradio here)."""
+"""emorank.app: first-start bootstrap (build) and the workspace the app serves (no gradio here)."""
 import json
 import os
 import shutil
@@ -17,6 +17,8 @@ from emorank.app.workspace import Workspace
 from emorank.app.build import DemoAssets, clip_folders, corpus_manifest, ensure_demo, find_checkpoints, plan_demo, query_captions
 from emorank.app.collections import folder_manifest
 from emorank.training.trainer import TrainConfig, train
+
+REPO_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 def build_assets(root: Path, demo_corpus, cache, checkpoint, progress=None):
@@ -298,3 +300,45 @@ def test_shipped_caption_features_match_the_encoder(tmp_path, session_cache):
     if SHIPPED_TEXT_FEATURES.is_file():  # the file in assets/ covers every caption the app embeds at start
         with np.load(SHIPPED_TEXT_FEATURES) as shipped:
             assert set(shipped["sha"].tolist()) >= {text_sha(t) for t in app_captions()}
+
+
+@pytest.mark.parametrize("config_text", ["[1, 2, 3]", '{"format": "emorank-checkpoint", "version": 1, "model": '
+                                                       '"x", "normaliser": {"mode": "none"}}'])
+def test_a_bad_checkpoint_folder_never_stops_the_page(tmp_path, config_text):
+    """A folder whose config.json is valid JSON of the wrong shape is listed nowhere: the page builds, and a
+    refresh after such a folder appears in the runs folder still lists the good checkpoints."""
+    from emorank.app.jobs import TrainingJobs
+    from emorank.app.handlers import Handlers
+    from test_app import load_app
+
+    shipped = tmp_path / "checkpoints"
+    shutil.copytree(REPO_CHECKPOINTS / "emotionrankclap", shipped / "emotionrankclap")
+    (shipped / "bad").mkdir()
+    (shipped / "bad" / "config.json").write_text(config_text)
+    planned = plan_demo(tmp_path / "data", checkpoint_dirs=[shipped], cache_path=tmp_path / "features.sqlite")
+    assert list(planned.checkpoints) == ["emotionrankclap"]
+    ws = Workspace(planned)
+    h = Handlers(ws, TrainingJobs(on_checkpoint=ws.add_checkpoint, cache_path=planned.cache_path))
+    load_app().build_app(h)  # raised AttributeError ('list' object has no attribute 'get') while laying out
+    (planned.runs_dir / "later" / "checkpoint").mkdir(parents=True)
+    (planned.runs_dir / "later" / "checkpoint" / "config.json").write_text(config_text)
+    assert list(ws.refresh_checkpoints()) == ["emotionrankclap"]
+    assert "EmotionRankCLAP" in ws.checkpoint_label("emotionrankclap")
+
+
+@pytest.mark.parametrize("given", ["{abs}", "{abs}/", "~/checkpoints/emotionrankclap", "../checkpoints/emotionrankclap",
+                                   "runs/../../emotionrankclap", "C:\\checkpoints\\emotionrankclap"])
+def test_a_path_given_as_checkpoint_name_says_names_are_chosen_from_the_list(tmp_path, given):
+    """It was "unknown checkpoint 'emotionrankclap'" (the path scrubbed to its last part) while that name was listed."""
+    from emorank.app.errors import public_message
+
+    shipped = tmp_path / "checkpoints"
+    shutil.copytree(REPO_CHECKPOINTS / "emotionrankclap", shipped / "emotionrankclap")
+    ws = Workspace(plan_demo(tmp_path / "data", checkpoint_dirs=[shipped], cache_path=tmp_path / "f.sqlite"))
+    with pytest.raises(WorkspaceError) as err:
+        ws.checkpoint_path(given.format(abs=shipped / "emotionrankclap"))
+    shown = public_message(err.value)
+    assert shown == ("no checkpoint is called that: a checkpoint is chosen by its name in the list, not by a path; "
+                     "available: emotionrankclap")
+    assert str(tmp_path) not in str(err.value)
+    assert ws.checkpoint_path("emotionrankclap") == (shipped / "emotionrankclap").resolve()
