@@ -90,7 +90,9 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
         self.cache = FeatureCache(assets.cache_path)  # thread-safe: one connection behind a lock
         self._lock = threading.RLock()
         self._build_locks: dict[tuple, threading.Lock] = {}
-        self._checkpoints = dict(assets.checkpoints) or find_checkpoints(assets.checkpoint_dirs, assets.runs_dir)
+        self._warned_checkpoints: set = set()  # unusable checkpoint folders already logged (see find_checkpoints)
+        self._checkpoints = dict(assets.checkpoints) or find_checkpoints(assets.checkpoint_dirs, assets.runs_dir,
+                                                                         warned=self._warned_checkpoints)
         self._models: dict[tuple, object] = {}
         self._indexes: OrderedDict[tuple, object] = OrderedDict()
         self._grids: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
