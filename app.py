@@ -333,6 +333,7 @@ def launch(demo: gr.Blocks, h: Handlers, warm: bool = True, prevent_thread_lock:
     out = demo.queue(default_concurrency_limit=4).launch(
         allowed_paths=h.served, max_file_size=UPLOAD_LIMIT, show_error=False, theme=theme, css=css, head=HEAD,
         prevent_thread_lock=True, **kwargs)
+    h.links.mount(out[0])  # the API's clip links: opaque names, never the server's folders
     if warm:
         warm_umap()
     if not prevent_thread_lock:

@@ -24,7 +24,7 @@ from emorank.app.jobs import TrainingJobs
 
 from emorank.app.bounds import NONE, REAL_SPEECH_DEFAULTS
 from emorank.app.errors import friendly, public_message
-from emorank.app.serving import MAX_OUTPUTS, app_output_dir
+from emorank.app.serving import MAX_OUTPUTS, ClipLinks, app_output_dir
 from emorank.app.tabs.analyse import AnalyseHandlers
 from emorank.app.tabs.embedding import EmbeddingHandlers
 from emorank.app.tabs.evaluation import EvaluationHandlers
@@ -49,6 +49,7 @@ class Handlers(ExploreHandlers, AnalyseHandlers, EmbeddingHandlers, TrainingHand
         self.ws = workspace
         self.jobs = jobs
         self.served = [os.path.realpath(r) for r in (served_roots or workspace.allowed_roots())]
+        self.links = ClipLinks(self.served)  # the JSON API's opaque links to served clips (mounted by app.launch)
         self.output_dir = Path(output_dir) if output_dir else app_output_dir()
         self.maps_dir = workspace.assets.data_dir / "maps"
         workspace.allow_uploads_from(gr.utils.get_upload_folder())  # /analyse reads Gradio's uploads
