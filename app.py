@@ -18,8 +18,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from emorank.app.bounds import (ANALYSE_K, ANALYSE_MAX_SECONDS, DEMO_ALL, DEMO_TEST, MAX_K, NONE, STRIP_VALUES,
-                                local_paths_policy)
+from emorank.app.bounds import (ANALYSE_K, ANALYSE_MAX_SECONDS, DEMO_ALL, DEMO_TEST, MAX_K, MAX_SESSIONS, NONE,
+                                STRIP_VALUES, local_paths_policy)
 from emorank.app.build import demo_clip_folder, plan_demo
 from emorank.app.formatting import COMPARE_HEADERS, HIT_HEADERS, REPORT_HEADERS, example_captions, example_voices
 from emorank.app.handlers import Handlers
@@ -321,8 +321,9 @@ def create(data_dir: str | None = None, allow_local_paths: bool = False, local_r
 
 
 def launch(demo: gr.Blocks, h: Handlers, warm: bool = True, prevent_thread_lock: bool = False, **kwargs):
-    """Launch with the safety settings (only the collections' folders and Gradio's own cache are served); with
-    `warm`, UMAP is compiled in the background (the workspace warms its models itself after its build)."""
+    """Launch with the safety settings (only the collections' folders and Gradio's own cache are served, at most
+    MAX_SESSIONS visitor sessions kept in memory); with `warm`, UMAP is compiled in the background (the workspace
+    warms its models itself after its build)."""
     from emorank.app.theme import HEAD, theme_and_css
     from emorank.evaluation.maps import warm_umap
 
@@ -330,6 +331,9 @@ def launch(demo: gr.Blocks, h: Handlers, warm: bool = True, prevent_thread_lock:
     # Gradio re-summarises every past event with pandas after each request (for its optional monitoring page);
     # with the default frequency of 1 that cost grows with uptime and shows in slider latency.
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+    # Gradio keeps each visitor session's copy of the page (every component's last value, ~0.7 MB here) for
+    # 10,000 sessions by default: bound it (least recently active sessions are dropped first).
+    kwargs.setdefault("state_session_capacity", MAX_SESSIONS)
     out = demo.queue(default_concurrency_limit=4).launch(
         allowed_paths=h.served, max_file_size=UPLOAD_LIMIT, show_error=False, theme=theme, css=css, head=HEAD,
         prevent_thread_lock=True, **kwargs)

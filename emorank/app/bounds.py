@@ -38,6 +38,7 @@ EVAL_TRIALS, EVAL_LISTS, MAX_EVAL_CHECKPOINTS = (2, 30), (10, 100), 4  # the pap
 VA_RANGE = (1.0, 7.0)
 MAX_COLLECTIONS = 64  # collections a workspace holds (each keeps its manifest and, once searched, an index)
 MAX_RUNS = 200  # training runs kept in the runs folder; beyond that new runs are refused
+MAX_SESSIONS = 128  # visitor sessions whose state Gradio keeps (about 0.7 MB each: every component's last value)
 COLLECTIONS_FILE = "collections.json"  # under the data folder: the collections visitors added (definitions only)
 
 

@@ -133,8 +133,10 @@ class CheckpointsMixin:
         key = self._model_key(name)
         with self._lock:
             if key not in self._models:
-                self._models = {k: v for k, v in self._models.items() if k[0] != name}
-                self._models[key] = EmotionRankCLAP.from_checkpoint(key[1])
+                for old in [k for k in self._models if k[0] == name]:
+                    del self._models[old]
+                self._remember(self._models, key, EmotionRankCLAP.from_checkpoint(key[1]))
+            self._models.move_to_end(key)
             return self._models[key]
 
     def _model_key(self, name: str) -> tuple:
