@@ -250,6 +250,8 @@ def build_app(h: Handlers) -> gr.Blocks:
                                         scale=2, min_width=200)
                 new_name = gr.Textbox(label="Name (optional)", scale=1, min_width=140)
                 add = gr.Button("Add", scale=1, min_width=80)
+                remove = gr.Button("Remove the chosen collection", size="sm", scale=1, min_width=120,
+                                   elem_id="remove-collection")
             added = gr.Markdown()
         with gr.Tabs():
             with gr.Tab("Explore", id="explore"):
@@ -264,7 +266,8 @@ def build_app(h: Handlers) -> gr.Blocks:
             with gr.Tab("Evaluate", id="evaluate"):
                 eval_chosen, eval_coll = evaluate_tab(h)
         gr.Markdown(f"API and MCP: see 'Use via API' below (endpoints caption, retrieve, analyse, estimate_va, "
-                    f"embedding_map, train, training_status, stop_training, evaluate, checkpoints, collections). "
+                    f"embedding_map, train, training_status, stop_training, evaluate, checkpoints, collections, "
+                    f"remove_collection). "
                     f"Uploads: at most {UPLOAD_LIMIT}.")
 
         lists = [ckpt, emb_a, emb_b, eval_chosen, ckpt_b, voice_ckpt]
@@ -275,6 +278,8 @@ def build_app(h: Handlers) -> gr.Blocks:
         ckpt.change(h.card, ckpt, card, api_visibility="private", show_progress="hidden", concurrency_limit=None)
         add.click(h.add_collection, [new_path, new_name, new_labels], [coll, train_coll, eval_coll, added],
                   api_visibility="private", **HEAVY)
+        remove.click(h.remove_collection, [coll, train_coll, eval_coll], [coll, train_coll, eval_coll, added],
+                     api_name="remove_collection_view", api_visibility="private", concurrency_limit=None)
         load = demo.load(**refresh_lists)
         ready = load.then(h.wait_for_demo, None, banner, api_visibility="private", show_progress="hidden",
                           concurrency_limit=None)
@@ -297,6 +302,7 @@ def build_app(h: Handlers) -> gr.Blocks:
         gr.api(h.api_evaluate, api_name="evaluate", **HEAVY)
         gr.api(h.api_checkpoints, api_name="checkpoints", concurrency_limit=None)
         gr.api(h.api_collections, api_name="collections", concurrency_limit=None)
+        gr.api(h.api_remove_collection, api_name="remove_collection", concurrency_limit=None)
     return demo
 
 

@@ -5,7 +5,7 @@ The only emorank module that imports gradio. `app.py` lays out the tabs and wire
 `emorank.evaluate` and `emorank.viz`, so the tests call them directly and through the launched app.
 
 Named API endpoints (JSON in, JSON out; see `Handlers.api_*`): caption, retrieve, analyse, embedding_map, train,
-training_status, stop_training, evaluate, checkpoints, collections.
+training_status, stop_training, evaluate, checkpoints, collections, remove_collection.
 """
 from __future__ import annotations
 
@@ -175,5 +175,31 @@ class Handlers(ExploreHandlers, AnalyseHandlers, EmbeddingHandlers, TrainingHand
         gr.Info(f"collection {source.name} added")
         labelled = gr.update(choices=self.collection_choices(labelled_only=True))
         return gr.update(choices=self.collection_choices(), value=source.name), labelled, labelled, note
+
+    @friendly
+    def remove_collection(self, name: str, train: str | None = None, evaluate: str | None = None):
+        """Remove the chosen collection (never the demo's): (all-collections list, labelled list x 2, note); lists
+        that showed it fall back to the demo collections."""
+        name = text(name, "the collection to remove", MAX_NAME_CHARS, required=False)
+        self.ws.remove_collection(name)
+        gr.Info(f"collection {name} removed")
+        labelled = self.collection_choices(labelled_only=True)
+        keep = lambda value, default: value if value in labelled else default  # noqa: E731
+        return (gr.update(choices=self.collection_choices(), value=DEMO_TEST),
+                gr.update(choices=labelled, value=keep(train, DEMO_ALL)),
+                gr.update(choices=labelled, value=keep(evaluate, DEMO_TEST)),
+                f"Removed **{name}** (its files are untouched; add it again at any time).")
+
+    def api_remove_collection(self, name: str) -> list[dict]:
+        """Remove a collection that was added (not the demo's); returns the collections left.
+
+        Args:
+            name: the collection's name (see the collections endpoint).
+        """
+        return friendly(self._remove_collection)(name)
+
+    def _remove_collection(self, name) -> list[dict]:
+        self.ws.remove_collection(text(name, "the collection to remove", MAX_NAME_CHARS, required=False))
+        return self.api_collections()
 
     # ----------------------------------------------------------------------------- explore
