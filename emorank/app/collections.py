@@ -230,7 +230,8 @@ class CollectionsMixin:
         from emorank.data.manifest import ManifestError
 
         files = scan_folder(p) if p.is_dir() else []  # bounded in entries and time: "/" is answered at once
-        if p.is_dir() and (any((p / m).is_file() for m in DATASET_MARKERS) or any(f.suffix == ".parquet" for f in files)):
+        dataset = any((p / m).is_file() for m in DATASET_MARKERS) or any(f.suffix == ".parquet" for f in files)
+        if p.is_dir() and dataset:
             for meta in [f for f in files if f.name in ("metadata.csv", "metadata.jsonl")]:
                 self._confine_metadata(meta)
             return self._dataset_source(str(p), labels, f"dataset folder {p.name}")

@@ -95,7 +95,8 @@ def test_a_control_character_is_named_as_such(tmp_path):
     for query, shown in (("calm\x00voice", "U+0000"), ("a\x1bvoice", "U+001B"), ("x\x7f", "U+007F")):
         message = refusal(h.api_retrieve, "emotionrankclap", DEMO_TEST, query, None, None, 5)
         assert message == f"the query caption contains a control character ({shown}); type plain text", message
-    assert "at most 500 characters of text (got 501)" in refusal(h.api_retrieve, "emotionrankclap", DEMO_TEST, "x" * 501)
+    too_long = refusal(h.api_retrieve, "emotionrankclap", DEMO_TEST, "x" * 501)
+    assert "at most 500 characters of text (got 501)" in too_long
 
 
 def test_huge_numbers_are_shown_short(tmp_path):
@@ -104,7 +105,8 @@ def test_huge_numbers_are_shown_short(tmp_path):
              (("1" * 400,), "(got '111111111111111111111111111111111111...)"), ((10 ** 20,), "1e+20")]
     for (k,), shown in cases:
         message = refusal(h.api_retrieve, "emotionrankclap", DEMO_TEST, "The person is speaking.", None, None, k)
-        assert re.fullmatch(r"k \(clips to return\) must be a whole number from 1 to 50 \(got .{1,45}\)", message), message
+        pattern = r"k \(clips to return\) must be a whole number from 1 to 50 \(got .{1,45}\)"
+        assert re.fullmatch(pattern, message), message
         assert shown in message, (shown, message)
     message = refusal(h.caption, 1e308, 4.0)
     assert message == "valence must be a number from 1 to 7 (got 1e+308)", message

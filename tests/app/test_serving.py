@@ -96,7 +96,8 @@ def test_the_pages_own_events_name_no_server_folder(space, tmp_path):
     url, demo, h, folders = space
     sf.write(tmp_path / "voice.wav", 0.1 * np.sin(np.arange(16000) / 7.0).astype(np.float32), 16000)
     with httpx.Client(timeout=30) as http:
-        up = http.post(f"{url}/gradio_api/upload", files={"files": ("voice.wav", (tmp_path / "voice.wav").read_bytes())})
+        up = http.post(f"{url}/gradio_api/upload",
+                       files={"files": ("voice.wav", (tmp_path / "voice.wav").read_bytes())})
     upload = {"path": up.json()[0], "meta": {"_type": "gradio.FileData"}}
     caption = h.caption(6.0, 2.0)
     for name, data in (("explore", ["emotionrankclap", DEMO_TEST, caption, 6.0, 2.0, 3]),
