@@ -133,14 +133,11 @@ def clip_folders(manifest: Manifest) -> list[str]:
 
 
 def _encoder_choice(checkpoints: dict[str, Path], audio: str | None, text: str | None) -> tuple[str, dict, str, dict]:
-    from emorank.model.checkpoint import read_checkpoint_config
-
     for path in checkpoints.values():
-        try:
-            m = read_checkpoint_config(path)["model"]
-            str(m["audio_encoder"]), str(m["text_encoder"])
-        except Exception:  # noqa: BLE001 - an unreadable checkpoint does not choose the encoders
+        cfg, problem = usable_config(path)
+        if problem is not None:  # an unreadable checkpoint does not choose the encoders
             continue
+        m = cfg["model"]
         return (audio or m["audio_encoder"], m.get("audio_encoder_kwargs", {}) if audio is None else {},
                 text or m["text_encoder"], m.get("text_encoder_kwargs", {}) if text is None else {})
     return audio or "egemaps", {}, text or "minilm", {}
@@ -251,7 +248,7 @@ def find_checkpoints(checkpoint_dirs: Sequence[Path], runs_dir: Path, warned: se
         if problem is None:
             found[name] = folder.resolve()
         else:
-            _warn_skipped(name, folder, problem, warned)
+            log_skipped_checkpoint(name, folder, problem, warned)
     return found
 
 
@@ -282,7 +279,9 @@ def usable_config(folder: str | os.PathLike) -> tuple[dict | None, str | None]:
     return cfg, None
 
 
-def _warn_skipped(name: str, folder: Path, problem: str, warned: set | None) -> None:
+def log_skipped_checkpoint(name: str, folder: Path, problem: str, warned: set | None) -> None:
+    """One line in the server log for a checkpoint folder left out of the lists; with `warned` (kept by the
+    caller), once per folder and config version."""
     try:
         stamp = (folder / "config.json").stat().st_mtime_ns
     except OSError:

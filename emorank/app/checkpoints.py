@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from emorank.app.bounds import WorkspaceError, _shown
-from emorank.app.build import _warn_skipped, checkpoint_problem, find_checkpoints, usable_config
+from emorank.app.build import checkpoint_problem, find_checkpoints, log_skipped_checkpoint, usable_config
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class CheckpointsMixin:
                 problem = checkpoint_problem(path)
                 if problem is not None:
                     gone[name] = path
-                    _warn_skipped(name, path, problem, warned)
+                    log_skipped_checkpoint(name, path, problem, warned)
         with self._lock:
             for name, path in gone.items():
                 if self._checkpoints.get(name) == path:
