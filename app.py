@@ -18,8 +18,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from emorank.app.bounds import (ANALYSE_K, ANALYSE_MAX_SECONDS, DEMO_ALL, DEMO_TEST, MAX_K, NONE, STRIP_VALUES,
-                                local_paths_policy)
+from emorank.app.bounds import (ANALYSE_K, ANALYSE_MAX_SECONDS, DEMO_ALL, DEMO_TEST, MAX_K, MAX_SESSIONS, NONE,
+                                STRIP_VALUES, local_paths_policy)
 from emorank.app.build import demo_clip_folder, plan_demo
 from emorank.app.formatting import COMPARE_HEADERS, HIT_HEADERS, REPORT_HEADERS, example_captions, example_voices
 from emorank.app.handlers import Handlers
@@ -250,6 +250,8 @@ def build_app(h: Handlers) -> gr.Blocks:
                                         scale=2, min_width=200)
                 new_name = gr.Textbox(label="Name (optional)", scale=1, min_width=140)
                 add = gr.Button("Add", scale=1, min_width=80)
+                remove = gr.Button("Remove the chosen collection", size="sm", scale=1, min_width=120,
+                                   elem_id="remove-collection")
             added = gr.Markdown()
         with gr.Tabs():
             with gr.Tab("Explore", id="explore"):
@@ -264,7 +266,8 @@ def build_app(h: Handlers) -> gr.Blocks:
             with gr.Tab("Evaluate", id="evaluate"):
                 eval_chosen, eval_coll = evaluate_tab(h)
         gr.Markdown(f"API and MCP: see 'Use via API' below (endpoints caption, retrieve, analyse, estimate_va, "
-                    f"embedding_map, train, training_status, stop_training, evaluate, checkpoints, collections). "
+                    f"embedding_map, train, training_status, stop_training, evaluate, checkpoints, collections, "
+                    f"remove_collection). "
                     f"Uploads: at most {UPLOAD_LIMIT}.")
 
         lists = [ckpt, emb_a, emb_b, eval_chosen, ckpt_b, voice_ckpt]
@@ -275,6 +278,8 @@ def build_app(h: Handlers) -> gr.Blocks:
         ckpt.change(h.card, ckpt, card, api_visibility="private", show_progress="hidden", concurrency_limit=None)
         add.click(h.add_collection, [new_path, new_name, new_labels], [coll, train_coll, eval_coll, added],
                   api_visibility="private", **HEAVY)
+        remove.click(h.remove_collection, [coll, train_coll, eval_coll], [coll, train_coll, eval_coll, added],
+                     api_name="remove_collection_view", api_visibility="private", concurrency_limit=None)
         load = demo.load(**refresh_lists)
         ready = load.then(h.wait_for_demo, None, banner, api_visibility="private", show_progress="hidden",
                           concurrency_limit=None)
@@ -297,6 +302,7 @@ def build_app(h: Handlers) -> gr.Blocks:
         gr.api(h.api_evaluate, api_name="evaluate", **HEAVY)
         gr.api(h.api_checkpoints, api_name="checkpoints", concurrency_limit=None)
         gr.api(h.api_collections, api_name="collections", concurrency_limit=None)
+        gr.api(h.api_remove_collection, api_name="remove_collection", concurrency_limit=None)
     return demo
 
 
@@ -321,8 +327,9 @@ def create(data_dir: str | None = None, allow_local_paths: bool = False, local_r
 
 
 def launch(demo: gr.Blocks, h: Handlers, warm: bool = True, prevent_thread_lock: bool = False, **kwargs):
-    """Launch with the safety settings (only the collections' folders and Gradio's own cache are served); with
-    `warm`, UMAP is compiled in the background (the workspace warms its models itself after its build)."""
+    """Launch with the safety settings (only the collections' folders and Gradio's own cache are served, at most
+    MAX_SESSIONS visitor sessions kept in memory); with `warm`, UMAP is compiled in the background (the workspace
+    warms its models itself after its build)."""
     from emorank.app.theme import HEAD, theme_and_css
     from emorank.evaluation.maps import warm_umap
 
@@ -330,9 +337,13 @@ def launch(demo: gr.Blocks, h: Handlers, warm: bool = True, prevent_thread_lock:
     # Gradio re-summarises every past event with pandas after each request (for its optional monitoring page);
     # with the default frequency of 1 that cost grows with uptime and shows in slider latency.
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+    # Gradio keeps each visitor session's copy of the page (every component's last value, ~0.7 MB here) for
+    # 10,000 sessions by default: bound it (least recently active sessions are dropped first).
+    kwargs.setdefault("state_session_capacity", MAX_SESSIONS)
     out = demo.queue(default_concurrency_limit=4).launch(
         allowed_paths=h.served, max_file_size=UPLOAD_LIMIT, show_error=False, theme=theme, css=css, head=HEAD,
         prevent_thread_lock=True, **kwargs)
+    h.links.mount(out[0])  # the API's clip links: opaque names, never the server's folders
     if warm:
         warm_umap()
     if not prevent_thread_lock:

@@ -5,7 +5,7 @@ The only emorank module that imports gradio. `app.py` lays out the tabs and wire
 `emorank.evaluate` and `emorank.viz`, so the tests call them directly and through the launched app.
 
 Named API endpoints (JSON in, JSON out; see `Handlers.api_*`): caption, retrieve, analyse, embedding_map, train,
-training_status, stop_training, evaluate, checkpoints, collections.
+training_status, stop_training, evaluate, checkpoints, collections, remove_collection.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from emorank.app.jobs import TrainingJobs
 
 from emorank.app.bounds import NONE, REAL_SPEECH_DEFAULTS
 from emorank.app.errors import friendly, public_message
-from emorank.app.serving import MAX_OUTPUTS, app_output_dir
+from emorank.app.serving import MAX_OUTPUTS, ClipLinks, app_output_dir
 from emorank.app.tabs.analyse import AnalyseHandlers
 from emorank.app.tabs.embedding import EmbeddingHandlers
 from emorank.app.tabs.evaluation import EvaluationHandlers
@@ -49,6 +49,7 @@ class Handlers(ExploreHandlers, AnalyseHandlers, EmbeddingHandlers, TrainingHand
         self.ws = workspace
         self.jobs = jobs
         self.served = [os.path.realpath(r) for r in (served_roots or workspace.allowed_roots())]
+        self.links = ClipLinks(self.served)  # the JSON API's opaque links to served clips (mounted by app.launch)
         self.output_dir = Path(output_dir) if output_dir else app_output_dir()
         self.maps_dir = workspace.assets.data_dir / "maps"
         workspace.allow_uploads_from(gr.utils.get_upload_folder())  # /analyse reads Gradio's uploads
@@ -174,5 +175,31 @@ class Handlers(ExploreHandlers, AnalyseHandlers, EmbeddingHandlers, TrainingHand
         gr.Info(f"collection {source.name} added")
         labelled = gr.update(choices=self.collection_choices(labelled_only=True))
         return gr.update(choices=self.collection_choices(), value=source.name), labelled, labelled, note
+
+    @friendly
+    def remove_collection(self, name: str, train: str | None = None, evaluate: str | None = None):
+        """Remove the chosen collection (never the demo's): (all-collections list, labelled list x 2, note); lists
+        that showed it fall back to the demo collections."""
+        name = text(name, "the collection to remove", MAX_NAME_CHARS, required=False)
+        self.ws.remove_collection(name)
+        gr.Info(f"collection {name} removed")
+        labelled = self.collection_choices(labelled_only=True)
+        keep = lambda value, default: value if value in labelled else default  # noqa: E731
+        return (gr.update(choices=self.collection_choices(), value=DEMO_TEST),
+                gr.update(choices=labelled, value=keep(train, DEMO_ALL)),
+                gr.update(choices=labelled, value=keep(evaluate, DEMO_TEST)),
+                f"Removed **{name}** (its files are untouched; add it again at any time).")
+
+    def api_remove_collection(self, name: str) -> list[dict]:
+        """Remove a collection that was added (not the demo's); returns the collections left.
+
+        Args:
+            name: the collection's name (see the collections endpoint).
+        """
+        return friendly(self._remove_collection)(name)
+
+    def _remove_collection(self, name) -> list[dict]:
+        self.ws.remove_collection(text(name, "the collection to remove", MAX_NAME_CHARS, required=False))
+        return self.api_collections()
 
     # ----------------------------------------------------------------------------- explore

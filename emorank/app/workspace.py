@@ -60,14 +60,16 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
 
     Args:
         assets: from `ensure_demo` (corpus, cache, checkpoint folders).
-        max_indexes: retrieval indexes kept in memory (least recently used dropped first).
+        max_indexes: retrieval indexes kept in memory (least recently used dropped first); also how many
+            checkpoints keep a loaded model, a caption grid and a query-embedding cache at a time.
         allow_local_paths: whether collections may be added from server paths. Off by default: whoever can reach
             the app could otherwise list the server's folders and hear its audio files. Turn it on only for an app
             that listens on loopback, or on purpose.
         local_roots: the folders (symbolic links resolved) under which server paths are accepted when
             `allow_local_paths` is on; default: every folder the server's user can read (`ALL_LOCAL`).
         workers: feature-extraction processes for new clips (default 1: a threaded server should not fork).
-        max_queries: free-text query embeddings kept in memory per checkpoint (`retrieval.QueryCache`).
+        max_queries: free-text query embeddings kept in memory per checkpoint (`retrieval.QueryCache`): with
+            `max_indexes`, at most max_indexes x max_queries embeddings are held, whatever visitors type.
 
     Every method that takes a name, a path or a number from a caller checks it here (paths confined to the
     allowed roots, numbers bounded), so whatever front end calls it (any Gradio handler, public or not, the CLI)
@@ -90,11 +92,15 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
         self.cache = FeatureCache(assets.cache_path)  # thread-safe: one connection behind a lock
         self._lock = threading.RLock()
         self._build_locks: dict[tuple, threading.Lock] = {}
-        self._checkpoints = dict(assets.checkpoints) or find_checkpoints(assets.checkpoint_dirs, assets.runs_dir)
-        self._models: dict[tuple, object] = {}
+        self._warned_checkpoints: set = set()  # unusable checkpoint folders already logged (see find_checkpoints)
+        self._checkpoints = dict(assets.checkpoints) or find_checkpoints(assets.checkpoint_dirs, assets.runs_dir,
+                                                                         warned=self._warned_checkpoints)
+        # Caches, each least recently used first and bounded (see _remember): nothing a visitor asks for grows them
+        # past max_indexes entries.
+        self._models: OrderedDict[tuple, object] = OrderedDict()
         self._indexes: OrderedDict[tuple, object] = OrderedDict()
-        self._grids: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-        self._queries: dict[tuple, object] = {}
+        self._grids: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._queries: OrderedDict[tuple, object] = OrderedDict()
         self._collections: dict[str, CollectionSource] = {}
         self._definitions: list[dict] = []  # collections added by visitors, as saved in COLLECTIONS_FILE
         self.build = BuildStatus(ready=assets.manifest_path.is_file())
@@ -181,7 +187,8 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
         key = self._model_key(checkpoint)
         with self._lock:
             if key not in self._grids:
-                self._grids[key] = grid_embeddings(self.model(checkpoint), cache=self.cache)
+                self._remember(self._grids, key, grid_embeddings(self.model(checkpoint), cache=self.cache))
+            self._grids.move_to_end(key)
             return self._grids[key]
 
     def queries(self, checkpoint: str):
@@ -194,8 +201,16 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
             if key not in self._queries:
                 queries = QueryCache(self.model(checkpoint), self.max_queries, cache=self.cache)
                 queries.embed(query_captions())
-                self._queries[key] = queries
+                self._remember(self._queries, key, queries)
+            self._queries.move_to_end(key)
             return self._queries[key]
+
+    def _remember(self, store: OrderedDict, key: tuple, value) -> None:
+        """Put `value` in one of the caches, dropping its least recently used entries beyond `max_indexes`."""
+        store[key] = value
+        store.move_to_end(key)
+        while len(store) > self.max_indexes:
+            store.popitem(last=False)
 
     # ----------------------------------------------------------------------------- bounded requests
     def caption(self, valence, arousal) -> str:

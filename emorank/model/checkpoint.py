@@ -15,7 +15,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -224,13 +224,14 @@ _warned: set[tuple[str, str]] = set()
 
 
 def list_checkpoints(checkpoint_dirs: Sequence[str | os.PathLike] = (),
-                     runs_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+                     runs_dir: str | os.PathLike | None = None,
+                     on_skip: Callable[[str, Path, str], None] | None = None) -> dict[str, Path]:
     """The valid checkpoints under some folders, by name: ``<dir>/<name>/`` for each of ``checkpoint_dirs`` (the
     first folder wins a name), then ``<runs_dir>/<run>/checkpoint/`` as ``"runs/<run>"``; sorted within each.
 
     A folder that holds a config.json but is no valid checkpoint (corrupt, wrong shape, another version) is
-    left out with a one-line warning (logged once per folder and reason), so one bad folder never breaks a list.
-    Hidden folders (a save's temporary folders) are never listed."""
+    left out with a one-line warning (logged once per folder and reason; or ``on_skip(name, folder, reason)``
+    instead), so one bad folder never breaks a list. Hidden folders (a save's temporary folders) are never listed."""
     for d in checkpoint_dirs:  # a save killed between its renames leaves no config.json at the path: finish it
         for target in atomic.targets_with_leftovers(Path(d)):
             recover_checkpoint(target)
@@ -250,7 +251,9 @@ def list_checkpoints(checkpoint_dirs: Sequence[str | os.PathLike] = (),
         try:
             read_checkpoint_config(folder)
         except CheckpointError as err:
-            if (str(folder), str(err)) not in _warned:
+            if on_skip is not None:
+                on_skip(name, folder, str(err))
+            elif (str(folder), str(err)) not in _warned:
                 _warned.add((str(folder), str(err)))
                 log.warning("skipping checkpoint %s: %s", name, err)
             continue

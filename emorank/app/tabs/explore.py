@@ -18,7 +18,7 @@ from emorank.app.formatting import (
     _share_link,
     _tau_reference,
 )
-from emorank.app.serving import _player, _progress_fn, _under
+from emorank.app.serving import _player, _progress_fn
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +164,12 @@ class ExploreHandlers:
                 "hits": [self._public(r) for r in records]}
 
     def _public(self, record: dict) -> dict:
-        """A hit for the JSON API: the server's absolute "file" replaced by "url" (relative to the app, e.g.
-        /gradio_api/file=...) when the server serves the clip's file."""
-        from urllib.parse import quote
-
+        """A hit for the JSON API: the server's absolute "file" replaced by "url", an opaque link relative to the
+        app (`serving.ClipLinks`: "/gradio_api/emorank-clip/<token>.wav") when the server serves the clip."""
         out = {k: v for k, v in record.items() if k != "file"}
-        if _under(record["file"], self.served):
-            out["url"] = f"/gradio_api/file={quote(record['file'])}"
+        url = self.links.url(record["file"])
+        if url is not None:
+            out["url"] = url
         return out
 
     # ----------------------------------------------------------------------------- analyse
