@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from emorank import features
+from emorank.encoders import cache as features
 from emorank.encoders.cache import CacheRecoveredWarning, FeatureCache, FeatureCacheError
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
