@@ -79,10 +79,11 @@ class JobStatus:
 
     @property
     def fraction(self) -> float:
-        """Progress in [0, 1] from epochs and steps (1.0 once finished)."""
-        if self.state in (DONE, STOPPED):
+        """Progress in [0, 1] from epochs and steps against the trainer's real budget (its "budget" event):
+        1.0 once finished, where it stopped for a stopped run, 0.0 before the first step or after a failure."""
+        if self.state == DONE:
             return 1.0
-        if not self.epochs:
+        if not self.epochs or not self.epoch:
             return 0.0
         within = self.step / self.steps if self.steps else 0.0
         return min(1.0, max(0.0, (self.epoch - 1 + within) / self.epochs))
@@ -101,7 +102,8 @@ class JobStatus:
             return f"{head}: failed - {self.error}"
         best = f"best epoch {self.best_epoch + 1}, val loss {self.best_val_loss:.4f}; " \
             if self.best_epoch is not None and self.best_epoch >= 0 and self.best_val_loss is not None else ""
-        ended = "stopped early" if self.state == STOPPED else "finished"
+        ended = f"stopped early at epoch {self.epoch}/{self.epochs}" if self.state == STOPPED and self.epochs \
+            else "stopped early" if self.state == STOPPED else "finished"
         return f"{head}: {ended} after {self.elapsed:.0f} s; {best}checkpoint {self.checkpoint}"
 
     def to_dict(self) -> dict:
@@ -248,8 +250,11 @@ def _apply_event(s: JobStatus, e: dict) -> None:
     """Fold one trainer event into the status (called under the manager's lock)."""
     s.n_events += 1
     kind = e.get("event")
-    if kind == "step":
+    if kind == "budget":  # the real number of epochs (our recipe may run more than were asked for)
+        s.epochs, s.steps = int(e["epochs"]), int(e.get("steps_per_epoch", s.steps))
+    elif kind == "step":
         s.epoch, s.step, s.steps = int(e["epoch"]) + 1, int(e["step"]) + 1, int(e["steps"])
+        s.epochs = int(e.get("epochs", s.epochs))
         s.last_loss = float(e["loss"])
         s.losses.append((e["epoch"] + (e["step"] + 1) / max(1, e["steps"]), s.last_loss))
         if len(s.losses) > MAX_STEP_POINTS:
