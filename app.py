@@ -26,7 +26,7 @@ from emorank.app.handlers import Handlers
 from emorank.app.jobs import TrainingJobs
 from emorank.app.serving import gpu
 from emorank.app.theme import player
-from emorank.app.workspace import Workspace
+from emorank.app.workspace import MATCHING, Workspace
 from emorank.training.systems import SYSTEMS
 
 TITLE = "emorank · EmotionRankCLAP"
@@ -112,11 +112,13 @@ def explore_tab(h: Handlers, ckpt, coll) -> tuple[list, list, list, list, list, 
         [valence, arousal, caption], ckpt_b
 
 
-def analyse_tab(h: Handlers, coll):
+def analyse_tab(h: Handlers):
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
             ckpt = gr.Dropdown(h.checkpoint_choices(), value=h.voice_checkpoint(), label="Checkpoint for voices",
                                elem_id="analyse-checkpoint")
+            near = gr.Dropdown(h.neighbour_choices(), value=MATCHING, label="Nearest clips from",
+                               elem_id="analyse-collection")
             card = gr.Markdown(h.card(h.voice_checkpoint()), elem_id="analyse-card")
             audio = gr.Audio(sources=["upload", "microphone"], type="filepath", elem_id="analyse-audio",
                              label=f"A voice clip (upload or record, up to {ANALYSE_MAX_SECONDS:.0f} s)")
@@ -129,20 +131,21 @@ def analyse_tab(h: Handlers, coll):
         plane = gr.Plot(label="Where it falls on the valence-arousal plane")
     captions = gr.Dataframe(headers=["nearest captions", "valence", "arousal", "similarity"], interactive=False,
                             wrap=True)
-    table = gr.Dataframe(headers=HIT_HEADERS, label="Nearest clips", interactive=False, wrap=True)
+    table = gr.Dataframe(headers=HIT_HEADERS, label="Nearest clips (Δ: distance from your clip's estimate)",
+                         interactive=False, wrap=True, elem_id="analyse-hits")
     with gr.Row(equal_height=True):
         players = [player(f"#{i + 1}", "neighbour") for i in range(ANALYSE_K)]
     ckpt.change(h.card, ckpt, card, api_visibility="private", show_progress="hidden", concurrency_limit=None)
-    gr.on([audio.upload, audio.stop_recording, run.click], h.analyse, [audio, ckpt, coll],
+    gr.on([audio.upload, audio.stop_recording, run.click], h.analyse, [audio, ckpt, near],
           [summary, plane, captions, table, *players], api_name="analyse_view", api_visibility="private",
           show_progress_on=[summary], **HEAVY)
     with gr.Row(visible=False):  # the JSON endpoint /analyse (takes a file, returns a dict)
         api_audio = gr.Audio(type="filepath", label="audio")
         api_ckpt = gr.Textbox(h.voice_checkpoint(), label="checkpoint")
-        api_coll = gr.Textbox(DEMO_TEST, label="collection")
+        api_coll = gr.Textbox(MATCHING, label="collection")
         api_k, api_out, api_go = gr.Number(ANALYSE_K, precision=0, label="k"), gr.JSON(label="analysis"), gr.Button()
     api_go.click(h.api_analyse, [api_audio, api_ckpt, api_coll, api_k], api_out, api_name="analyse", **HEAVY)
-    return ckpt
+    return ckpt, near
 
 
 def embedding_tab(h: Handlers, coll):
@@ -256,7 +259,7 @@ def build_app(h: Handlers) -> gr.Blocks:
                 (search_in, search_out, strip_in, strip_out, compare_in, compare_out, url_out,
                  ckpt_b) = explore_tab(h, ckpt, coll)
             with gr.Tab("Analyse a voice", id="analyse"):
-                voice_ckpt = analyse_tab(h, coll)
+                voice_ckpt, near = analyse_tab(h)
             with gr.Tab("Embedding space", id="embedding"):
                 emb_a, emb_b = embedding_tab(h, coll)
             with gr.Tab("Train", id="train"):
@@ -273,7 +276,7 @@ def build_app(h: Handlers) -> gr.Blocks:
         refresh.click(**refresh_lists)
         followed.then(**refresh_lists)  # a finished (or stopped) run appears in every checkpoint list
         ckpt.change(h.card, ckpt, card, api_visibility="private", show_progress="hidden", concurrency_limit=None)
-        add.click(h.add_collection, [new_path, new_name, new_labels], [coll, train_coll, eval_coll, added],
+        add.click(h.add_collection, [new_path, new_name, new_labels], [coll, train_coll, eval_coll, added, near],
                   api_visibility="private", **HEAVY)
         load = demo.load(**refresh_lists)
         ready = load.then(h.wait_for_demo, None, banner, api_visibility="private", show_progress="hidden",

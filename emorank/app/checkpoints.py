@@ -57,6 +57,12 @@ class CheckpointsMixin:
         except CheckpointError:
             raise WorkspaceError(f"checkpoint {_shown(name)} cannot be read; choose another one") from None
 
+    def checkpoint_corpus(self, name: str) -> str:
+        """The corpus a checkpoint was trained on, as collections name theirs ("demo", "ravdess", ...)."""
+        from emorank.model.card import checkpoint_dataset
+
+        return checkpoint_dataset(self.checkpoint_config(name)) or "demo"
+
     def trained_on(self, name: str) -> tuple[str, bool]:
         """(training corpus for people, whether it is real speech) of a checkpoint, from its config."""
         from emorank.model.card import checkpoint_dataset

@@ -21,6 +21,7 @@ from emorank.metrics.va import va_from_similarity, va_grid
 from emorank.model.core import EmotionRankCLAP
 
 AXES = {"valence": 0, "arousal": 1}
+VA_TEMPERATURE = 0.02  # softmax temperature of V-A estimates over the caption grid (metrics.va.va_from_similarity)
 
 
 def audio_embeddings(model: EmotionRankCLAP, manifest: Manifest, cache: FeatureCache | None = None,
@@ -190,7 +191,7 @@ class Collection:
             hits.append(hit[0])
         return hits
 
-    def estimate_va(self, audio_emb: np.ndarray, temperature: float = 0.02) -> np.ndarray:
+    def estimate_va(self, audio_emb: np.ndarray, temperature: float = VA_TEMPERATURE) -> np.ndarray:
         """V-A estimates [N, 2] for embeddings [N, D], similarity-weighted over a caption grid."""
         if self._grid is None:
             self._grid = grid_embeddings(self.model, cache=self.cache)

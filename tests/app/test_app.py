@@ -219,7 +219,8 @@ def test_add_collection_updates_every_collection_list(h, tmp_path, demo_corpus):
     folder.mkdir()
     for clip in sorted((Path(demo_corpus).parent / "audio").glob("*.wav"))[:3]:
         (folder / clip.name).write_bytes(clip.read_bytes())
-    everything, labelled, labelled2, note = h.add_collection(str(folder), "")
+    everything, labelled, labelled2, note, near = h.add_collection(str(folder), "")
+    assert "clips" in [v for _, v in near["choices"]]
     assert everything["value"] == "clips" and "clips" in everything["choices"]
     assert "clips" not in labelled["choices"] and labelled == labelled2
     assert "estimates" in note
@@ -431,7 +432,7 @@ def test_shipped_example_voices_are_offered_and_analysed(client, server):
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16") and 1.5 <= info.duration <= 3
     app = load_app()
     with gr.Blocks() as page:
-        app.analyse_tab(server[1], gr.State(DEMO_TEST))
+        app.analyse_tab(server[1])
     offered = [Path(str(sample[0]["path"] if isinstance(sample[0], dict) else sample[0])).name
                for block in page.blocks.values() if isinstance(block, gr.Dataset) for sample in block.samples]
     assert offered == [Path(v).name for v in voices]
