@@ -1,7 +1,8 @@
 """emorank demo app: explore, analyse, map, train and evaluate EmotionRankCLAP-style checkpoints.
 
     python app.py                 # the page answers at once; a first start builds the demo corpus in the background
-    python app.py --mcp           # also an MCP server (tools: caption, retrieve, analyse, estimate_va), or EMORANK_MCP=1
+    python app.py --mcp           # also an MCP server (tools: caption, retrieve, analyse, estimate_va,
+                                  # embedding_map, evaluate, checkpoints, collections), or EMORANK_MCP=1
     python app.py --port 7861 --data /path/to/data
     python app.py --host 0.0.0.0  # reachable from the network: collections from server paths are then refused
 
@@ -13,6 +14,7 @@ Layout and wiring only: the handlers live in emorank/ui.py, the work in the emor
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from pathlib import Path
 
@@ -42,6 +44,17 @@ UPLOAD_LIMIT = "20mb"
 # latest value sent next). Expensive requests (uploads analysed, maps, evaluation) share one small group.
 SEARCH = dict(concurrency_id="search", concurrency_limit=None)
 HEAVY = dict(concurrency_id="heavy", concurrency_limit=2)
+
+
+def tool(fn, name: str):
+    """`fn` under the name an MCP client sees (Gradio names a tool after its function), with its signature and
+    docstring (the tool's schema and description)."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
 def explore_tab(h: Handlers, ckpt, coll) -> tuple[list, list, list, list, list, list]:
@@ -139,12 +152,6 @@ def analyse_tab(h: Handlers):
     gr.on([audio.upload, audio.stop_recording, run.click], h.analyse, [audio, ckpt, near],
           [summary, plane, captions, table, *players], api_name="analyse_view", api_visibility="private",
           show_progress_on=[summary], **HEAVY)
-    with gr.Row(visible=False):  # the JSON endpoint /analyse (takes a file, returns a dict)
-        api_audio = gr.Audio(type="filepath", label="audio")
-        api_ckpt = gr.Textbox(h.voice_checkpoint(), label="checkpoint")
-        api_coll = gr.Textbox(MATCHING, label="collection")
-        api_k, api_out, api_go = gr.Number(ANALYSE_K, precision=0, label="k"), gr.JSON(label="analysis"), gr.Button()
-    api_go.click(h.api_analyse, [api_audio, api_ckpt, api_coll, api_k], api_out, api_name="analyse", **HEAVY)
     return ckpt, near
 
 
@@ -266,9 +273,9 @@ def build_app(h: Handlers) -> gr.Blocks:
                 followed, follow, train_coll = train_tab(h)
             with gr.Tab("Evaluate", id="evaluate"):
                 eval_chosen, eval_coll = evaluate_tab(h)
-        gr.Markdown(f"API and MCP: see 'Use via API' below (endpoints caption, retrieve, analyse, estimate_va, "
-                    f"embedding_map, train, training_status, stop_training, evaluate, checkpoints, collections). "
-                    f"Uploads: at most {UPLOAD_LIMIT}.")
+        gr.Markdown(f"API and MCP: see 'Use via API' below (tools caption, retrieve, analyse, estimate_va, "
+                    f"embedding_map, evaluate, checkpoints, collections; scripts also reach train, "
+                    f"training_status and stop_training, see the README). Uploads: at most {UPLOAD_LIMIT}.")
 
         lists = [ckpt, emb_a, emb_b, eval_chosen, ckpt_b, voice_ckpt]
         refresh_lists = dict(fn=h.refresh_checkpoints, inputs=lists, outputs=lists, api_visibility="private",
@@ -290,16 +297,21 @@ def build_app(h: Handlers) -> gr.Blocks:
         ready.then(**refresh_lists)
         load.then(**follow).then(**refresh_lists)  # a job started earlier (another tab, before a reload) is followed
 
-        gr.api(h.caption, api_name="caption", concurrency_limit=None)
-        gr.api(h.api_retrieve, api_name="retrieve", **SEARCH)
-        gr.api(h.estimate_va, api_name="estimate_va", **HEAVY)
-        gr.api(h.api_embedding_map, api_name="embedding_map", **HEAVY)
-        gr.api(h.api_train, api_name="train", concurrency_limit=None)
-        gr.api(h.api_training_status, api_name="training_status", concurrency_limit=None)
-        gr.api(h.api_stop_training, api_name="stop_training", concurrency_limit=None)
-        gr.api(h.api_evaluate, api_name="evaluate", **HEAVY)
-        gr.api(h.api_checkpoints, api_name="checkpoints", concurrency_limit=None)
-        gr.api(h.api_collections, api_name="collections", concurrency_limit=None)
+        # The tools an agent sees over MCP (and the "Use via API" page), each named after its endpoint: they read
+        # and are bounded. Training is for people and scripts (gradio_client, positional arguments): it acts on
+        # the one shared training slot, and stop_training would stop a visitor's run.
+        gr.api(tool(h.caption, "caption"), api_name="caption", concurrency_limit=None)
+        gr.api(tool(h.api_retrieve, "retrieve"), api_name="retrieve", **SEARCH)
+        gr.api(tool(h.api_analyse, "analyse"), api_name="analyse", **HEAVY)
+        gr.api(tool(h.estimate_va, "estimate_va"), api_name="estimate_va", **HEAVY)
+        gr.api(tool(h.api_embedding_map, "embedding_map"), api_name="embedding_map", **HEAVY)
+        gr.api(tool(h.api_evaluate, "evaluate"), api_name="evaluate", **HEAVY)
+        gr.api(tool(h.api_checkpoints, "checkpoints"), api_name="checkpoints", concurrency_limit=None)
+        gr.api(tool(h.api_collections, "collections"), api_name="collections", concurrency_limit=None)
+        scripts = dict(api_visibility="undocumented", concurrency_limit=None)
+        gr.api(h.api_train, api_name="train", **scripts)
+        gr.api(h.api_training_status, api_name="training_status", **scripts)
+        gr.api(h.api_stop_training, api_name="stop_training", **scripts)
     return demo
 
 

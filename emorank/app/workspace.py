@@ -50,6 +50,7 @@ from emorank.app.build import (
     query_captions,
 )
 from emorank.app.checkpoints import CheckpointsMixin
+from emorank.app.inputs import local_clip
 from emorank.app.collections import CollectionsMixin, CollectionSource, _hub_offline
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
             `allow_local_paths` is on; default: every folder the server's user can read (`ALL_LOCAL`).
         workers: feature-extraction processes for new clips (default 1: a threaded server should not fork).
         max_queries: free-text query embeddings kept in memory per checkpoint (`retrieval.QueryCache`).
+        private_urls: whether `analyse` fetches clips from URLs on private or loopback addresses (off: only public
+            addresses, see `emorank.app.inputs`); for an app on a private network, or tests.
 
     Every method that takes a name, a path or a number from a caller checks it here (paths confined to the
     allowed roots, numbers bounded), so whatever front end calls it (any Gradio handler, public or not, the CLI)
@@ -78,7 +81,7 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
 
     def __init__(self, assets: DemoAssets, max_indexes: int = 8, allow_local_paths: bool = False,
                  local_roots: Sequence[str | os.PathLike] | None = None, workers: int = 1,
-                 max_queries: int = 2048, hub_datasets: bool | None = None) -> None:
+                 max_queries: int = 2048, hub_datasets: bool | None = None, private_urls: bool = False) -> None:
         from emorank.encoders.cache import FeatureCache
 
         self.assets = assets
@@ -89,6 +92,8 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
         self.upload_roots: list[str] = []  # where a front end stores uploads (see allow_uploads_from)
         self.workers = workers
         self.max_queries = max_queries
+        self.private_urls = private_urls
+        self.clips_dir = assets.data_dir / "incoming"  # clips sent as base64 or URLs, removed once analysed
         self.cache = FeatureCache(assets.cache_path)  # thread-safe: one connection behind a lock
         self._lock = threading.RLock()
         self._build_locks: dict[tuple, threading.Lock] = {}
@@ -316,9 +321,9 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
                             f"on {corpus_title(corpus)} speech, so neighbours and distances across the two mean "
                             f"little.")
 
-    def analyse(self, path: str | os.PathLike, checkpoint: str, collection: str | None = MATCHING,
-                k: int = 5) -> dict:
-        """An uploaded clip: its V-A estimate, nearest V-A captions and nearest clips of a collection (see
+    def analyse(self, clip, checkpoint: str, collection: str | None = MATCHING, k: int = 5) -> dict:
+        """A clip (an uploaded file's path, a FileData dict, base64 data or an http(s) URL: see
+        `emorank.app.inputs.local_clip`): its V-A estimate, nearest V-A captions and nearest clips of a collection (see
         `neighbour_collection`; None: no clips), each clip with its "distance" from the estimate on the 1..7
         plane. "collection" and "neighbours" in the result say where the clips came from.
 
@@ -331,8 +336,10 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
 
         k = whole(k, "k (clips to return)", 1, MAX_ANALYSE_HITS)
         chosen, note = self.neighbour_collection(checkpoint, collection)
-        path = confine(path, [*self.upload_roots, *self.local_roots, *self.allowed_roots()], "audio file")
-        wav = load_audio(path, max_seconds=ANALYSE_MAX_SECONDS, min_seconds=ANALYSE_MIN_SECONDS)  # [T] 16 kHz
+        roots = [*self.upload_roots, *self.local_roots, *self.allowed_roots(), os.path.realpath(self.clips_dir)]
+        with local_clip(clip, self.clips_dir, private_urls=self.private_urls) as path:
+            path = confine(path, roots, "audio file")
+            wav = load_audio(path, max_seconds=ANALYSE_MAX_SECONDS, min_seconds=ANALYSE_MIN_SECONDS)  # [T] 16 kHz
         index = self.index(checkpoint, chosen) if chosen is not None else None
         emb = (index.model if index is not None else self.model(checkpoint)).encode_audio(wav)  # [1, D]
         grid, grid_emb = self.grid(checkpoint)

@@ -1,4 +1,5 @@
 """The Gradio app: handlers called directly, then the launched app driven through gradio_client."""
+import contextlib
 import importlib.util
 import json
 import socket
@@ -257,8 +258,8 @@ def test_evaluate_compares_checkpoints_in_the_papers_tables(h):
 # ------------------------------------------------------------------------------------------- launched app
 def test_named_endpoints_exist(client):
     named = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/caption", "/retrieve", "/analyse", "/embedding_map", "/train", "/training_status", "/stop_training",
-            "/evaluate", "/checkpoints", "/collections"} <= named
+    assert named == {"/caption", "/retrieve", "/analyse", "/estimate_va", "/embedding_map", "/evaluate",
+                     "/checkpoints", "/collections"}  # the MCP tools; training is reached by scripts only
 
 
 def test_api_caption_retrieve_and_served_files(client, server):
@@ -292,6 +293,55 @@ def test_api_analyse_upload_and_bad_upload(client, tmp_path, server):
         client.predict(handle_file(str(silent)), "emotionrankclap", DEMO_TEST, 3, api_name="/analyse")
 
 
+@contextlib.contextmanager
+def serve_folder(folder):
+    """A plain HTTP server on loopback serving `folder` (a clip's URL for the URL inputs); yields its base URL."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a, **k: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def test_estimate_va_takes_what_gradio_client_sends(client, server, tmp_path):
+    """handle_file of a local file (the client uploads it: a FileData dict arrives), a URL (fetched by emorank
+    within bounds; handle_file of a URL is fetched by Gradio itself, public addresses only) and base64 data all reach
+    the same estimate; a URL that returns no audio and inline data too large are refused in one sentence."""
+    import base64
+
+    clip = server[1].ws.source(DEMO_TEST).manifest.path[1]
+    local = client.predict(handle_file(clip), "emotionrankclap", api_name="/estimate_va")
+    assert 1 <= local["valence"] <= 7 and 1 <= local["arousal"] <= 7 and local["caption"]
+    (tmp_path / "voice.wav").write_bytes(Path(clip).read_bytes())
+    (tmp_path / "page.html").write_text("<html>not audio</html>")
+    server[1].ws.private_urls = True  # served on loopback: tests only
+    try:
+        with serve_folder(tmp_path) as base:
+            remote = client.predict(f"{base}/voice.wav", "emotionrankclap", api_name="/estimate_va")
+            with pytest.raises(AppError, match="returned text/html, not audio"):
+                client.predict(f"{base}/page.html", "emotionrankclap", api_name="/estimate_va")
+    finally:
+        server[1].ws.private_urls = False
+    inline = client.predict("data:audio/wav;base64," + base64.b64encode(Path(clip).read_bytes()).decode(),
+                            "emotionrankclap", api_name="/estimate_va")
+    assert (remote["valence"], remote["arousal"]) == (local["valence"], local["arousal"]) == \
+        (inline["valence"], inline["arousal"])
+    with pytest.raises(AppError, match="larger than 12 MB"):
+        client.predict("data:audio/wav;base64," + "A" * (17 * 1024 * 1024), "emotionrankclap",
+                       api_name="/estimate_va")
+    assert not any(server[1].ws.clips_dir.iterdir())  # fetched and decoded clips are removed once analysed
+
+
 def test_api_embedding_map_and_lists(client):
     res = client.predict(checkpoint="emotionrankclap", collection=DEMO_TEST, method="pca", max_points=500,
                          api_name="/embedding_map")
@@ -313,12 +363,12 @@ def wait_for(client, predicate, timeout=90):
 
 
 def test_training_job_is_exclusive_stoppable_and_its_checkpoint_appears(client, server):
-    started = client.predict(collection=DEMO_ALL, system="emotionrankclap", epochs=500, batch_size=16, lr=1e-3,
-                             seed=0, name="api run", api_name="/train")
+    started = client.predict(DEMO_ALL, "emotionrankclap", 500, 16, 1e-3, 0, "api run", False,
+                             api_name="/train")  # undocumented (no MCP tool): positional arguments
     assert started["active"] and started["name"] == "api-run"
     wait_for(client, lambda s: s["step"] >= 1 or not s["active"])
     with pytest.raises(AppError, match="already running: api-run"):
-        client.predict(collection=DEMO_ALL, name="second", api_name="/train")
+        client.predict(DEMO_ALL, "emotionrankclap", 15, 64, 1e-3, 0, "second", False, api_name="/train")
     during = client.predict(checkpoint="emotionrankclap", collection=DEMO_TEST, valence=2.0, arousal=2.0, k=2,
                             api_name="/retrieve")
     assert len(during["hits"]) == 2  # exploring keeps working while the job runs

@@ -7,7 +7,6 @@ import logging
 
 import gradio as gr
 import numpy as np
-from emorank.app.bounds import WorkspaceError
 
 from emorank.app.bounds import ANALYSE_K
 from emorank.app.errors import friendly
@@ -22,13 +21,13 @@ class AnalyseHandlers:
     """Analyse-tab handlers (mixed into :class:`~emorank.app.handlers.Handlers`)."""
 
     @friendly
-    def api_analyse(self, audio: str | None, checkpoint: str = "emotionrankclap", collection: str = MATCHING,
+    def api_analyse(self, audio: str, checkpoint: str = "emotionrankclap", collection: str = MATCHING,
                     k: int = ANALYSE_K) -> dict:
         """Analyse a voice clip: its estimated valence and arousal (1..7), the nearest speaking-style captions and
         the nearest clips of a collection.
 
         Args:
-            audio: a speech recording (WAV, FLAC, OGG or MP3; 0.3 to 30 seconds).
+            audio: a speech clip (0.3-30 s, at most 12 MB): its http(s) URL, or data:audio/wav;base64,... data.
             checkpoint: a checkpoint name; one trained on real speech (e.g. emotionrankclap-plus-ravdess) for people.
             collection: the collection to find similar clips in; by default one of the corpus the checkpoint was
                 trained on (none when no such collection is loaded: "neighbours" then says so).
@@ -40,8 +39,6 @@ class AnalyseHandlers:
     def _analyse(self, audio, checkpoint, collection, k) -> dict:
         if not audio:
             raise gr.Error("upload or record a clip first", print_exception=False)
-        if not isinstance(audio, str):
-            raise WorkspaceError("the clip must be an uploaded audio file")
         return self.ws.analyse(audio, checkpoint, collection, k)
 
     @friendly
@@ -70,7 +67,7 @@ class AnalyseHandlers:
         """Estimate where a voice clip sits on the valence-arousal plane.
 
         Args:
-            audio: a speech recording (WAV, FLAC, OGG or MP3; 0.3 to 30 seconds).
+            audio: a speech clip (0.3-30 s, at most 12 MB): its http(s) URL, or data:audio/wav;base64,... data.
             checkpoint: a checkpoint name; one trained on real speech (e.g. emotionrankclap-plus-ravdess) for people.
 
         Returns:
