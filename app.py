@@ -23,7 +23,8 @@ import gradio as gr
 from emorank.app.bounds import (ANALYSE_K, ANALYSE_MAX_SECONDS, DEMO_ALL, DEMO_TEST, MAX_K, NONE, STRIP_VALUES,
                                 local_paths_policy)
 from emorank.app.build import demo_clip_folder, plan_demo
-from emorank.app.formatting import COMPARE_HEADERS, HIT_HEADERS, REPORT_HEADERS, example_captions, example_voices
+from emorank.app.formatting import (COMPARE_HEADERS, EXAMPLE_MAX_DELTA, HIT_HEADERS, REPORT_HEADERS, example_captions,
+                                    example_voices)
 from emorank.app.handlers import Handlers
 from emorank.app.jobs import TrainingJobs
 from emorank.app.serving import gpu
@@ -72,7 +73,9 @@ def explore_tab(h: Handlers, ckpt, coll) -> tuple[list, list, list, list, list, 
             shipped, examples = example_captions(), None
             if shipped:
                 with gr.Accordion("Free-text examples", open=False, elem_id="examples"):
-                    examples = gr.Examples([[c] for c in shipped], inputs=[caption], label="Click one to search",
+                    examples = gr.Examples([[c] for c in shipped], inputs=[caption],
+                                           label=f"Click one to search (with the defaults, its five clips lie "
+                                                 f"within Δ {EXAMPLE_MAX_DELTA:g} of what it means)",
                                            example_labels=[c.replace("The person is speaking", "…", 1)
                                                            for c in shipped])
         with gr.Column(scale=1, min_width=300):
