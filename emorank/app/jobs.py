@@ -35,7 +35,7 @@ IDLE, RUNNING, STOPPING, DONE, STOPPED, FAILED = "idle", "running", "stopping", 
 ACTIVE_STATES = (RUNNING, STOPPING)
 MAX_STEP_POINTS = 4000  # loss points kept for the curve; older points are thinned (every other one dropped)
 
-CheckpointFn = Callable[[str, Path], None]
+CheckpointFn = Callable[[str, Path], "str | None"]
 Runner = Callable[..., object]
 
 
@@ -52,6 +52,7 @@ class JobStatus:
     system: str = ""
     out_dir: str = ""
     checkpoint: str = ""
+    checkpoint_name: str = ""  # what the front end lists it as (on_checkpoint's answer), e.g. "runs/my-run"
     message: str = "no training job has been started"
     error: str = ""
     epoch: int = 0  # 1-based epoch being run
@@ -104,7 +105,8 @@ class JobStatus:
             if self.best_epoch is not None and self.best_epoch >= 0 and self.best_val_loss is not None else ""
         ended = f"stopped early at epoch {self.epoch}/{self.epochs}" if self.state == STOPPED and self.epochs \
             else "stopped early" if self.state == STOPPED else "finished"
-        return f"{head}: {ended} after {self.elapsed:.0f} s; {best}checkpoint {self.checkpoint}"
+        where = f"listed as {self.checkpoint_name}" if self.checkpoint_name else self.checkpoint
+        return f"{head}: {ended} after {self.elapsed:.0f} s; {best}checkpoint {where}"
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -117,8 +119,9 @@ class TrainingJobs:
 
     Args:
         on_checkpoint: called as `on_checkpoint(name, checkpoint_folder)` from the job thread when a run ends with
-            a valid checkpoint (finished or stopped), so a front end can list it at once. Its errors are logged,
-            never fatal for the job.
+            a valid checkpoint (finished or stopped), so a front end can list it at once; a string it returns is the
+            name the status shows instead of the folder (a server path means nothing to a visitor). Its errors are
+            logged, never fatal for the job.
         runner: the training function (default `emorank.training.trainer.train`); a front end may wrap it (e.g. ZeroGPU's
             `spaces.GPU`). Called as runner(manifest, config, out_dir, cache=..., on_event=..., stop=...,
             progress=False) and must return an object with a `checkpoint` attribute.
@@ -208,18 +211,20 @@ class TrainingJobs:
                 self._status.finished_at = time.time()
             return
         checkpoint = Path(result.checkpoint)
+        listed = None
+        if self._on_checkpoint is not None:  # before the job reads as ended: a follower then refreshes its lists
+            try:
+                listed = self._on_checkpoint(name, checkpoint)
+            except Exception:  # noqa: BLE001
+                log.error("registering checkpoint %s failed:\n%s", checkpoint, traceback.format_exc())
         with self._lock:
             s = self._status
             # the trainer knows whether epochs remained: a stop that lands on the last step is a normal end
             s.state = STOPPED if getattr(result, "stopped", False) else DONE
             s.checkpoint = str(checkpoint)
+            s.checkpoint_name = listed if isinstance(listed, str) else ""
             s.message = "stopped early" if s.state == STOPPED else "finished"
             s.finished_at = time.time()
-        if self._on_checkpoint is not None:
-            try:
-                self._on_checkpoint(name, checkpoint)
-            except Exception:  # noqa: BLE001
-                log.error("registering checkpoint %s failed:\n%s", checkpoint, traceback.format_exc())
 
     def _on_event(self, event: dict) -> None:
         with self._lock:

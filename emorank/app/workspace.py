@@ -102,6 +102,7 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
         self._indexes: OrderedDict[tuple, object] = OrderedDict()
         self._grids: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._queries: dict[tuple, object] = {}
+        self._text_refs: dict[tuple, np.ndarray] = {}  # checkpoint -> template phrasings' typicality scores
         self._collections: dict[str, CollectionSource] = {}
         self._definitions: list[dict] = []  # collections added by visitors, as saved in COLLECTIONS_FILE
         self.build = BuildStatus(ready=assets.manifest_path.is_file())
@@ -230,6 +231,22 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
             return float(point[0]), float(point[1])
         va = index.estimate_va(index.queries.embed([query]))[0]  # [2]
         return round(float(va[0]), 2), round(float(va[1]), 2)
+
+    def text_typicality(self, checkpoint: str, index, query: str):
+        """How close a free-text query is to the template captions the checkpoint's estimates rest on
+        (`emorank.search.typicality`): a Typicality whose `typical` is False when the text is less like them than
+        95% of held-out template phrasings, so where it reads on the plane is a guess."""
+        from emorank.search.typicality import judge_text, text_reference
+
+        key = self._model_key(checkpoint)
+        grid_emb = self.grid(checkpoint)[1]
+        with self._lock:
+            reference = self._text_refs.get(key)
+        if reference is None:
+            reference = text_reference(self.model(checkpoint), grid_emb, cache=self.cache)
+            with self._lock:
+                self._text_refs[key] = reference
+        return judge_text(index.queries.embed([query])[0], grid_emb, reference)
 
     def neighbours(self, checkpoint: str, collection: str, axis: str, fixed) -> tuple[object, list[dict]]:
         """The ordinal strip (one clip per step 1..7 along `axis`, the other axis at `fixed`): (index, records)."""

@@ -375,6 +375,10 @@ def test_training_job_is_exclusive_stoppable_and_its_checkpoint_appears(client, 
     client.predict(api_name="/stop_training")
     final = wait_for(client, lambda s: not s["active"])
     assert final["state"] == "stopped" and final["checkpoint"] == "runs/api-run/checkpoint"  # no server paths
+    assert "listed as runs/api-run" in final["summary"]
+    shown = server[1].follow_training()  # what the Train tab shows
+    status, _ = next(shown)
+    assert "listed as runs/api-run" in status and str(server[1].ws.assets.data_dir) not in status
     checkpoint = server[1].ws.assets.data_dir / final["checkpoint"]
     assert EmotionRankCLAP.from_checkpoint(checkpoint).extra["stopped"] is True
     assert "runs/api-run" in [c["name"] for c in client.predict(api_name="/checkpoints")]
@@ -452,6 +456,26 @@ def test_every_example_returns_only_clips_near_what_it_means_where_it_is_shown(a
     random_ok = [np.hypot(*(labels[rng.permutation(len(labels))[:5]] - point).T).max() <= EXAMPLE_MAX_DELTA
                  for _, point in examples for _ in range(100)]
     assert np.mean(random_ok) < 0.1  # the bar means something
+
+
+def test_free_text_far_from_the_template_captions_is_flagged(app_demo):
+    """ "A sad, tired whisper." reads as an energetic point under the shipped checkpoint: the explanation says the
+    text is far from the captions the heads learnt (threshold: 5th percentile of held-out template phrasings);
+    template-like text, and every shipped example, is not flagged."""
+    from emorank.app.formatting import example_captions
+
+    h = make_handlers(app_demo)
+    index = h.ws.index("emotionrankclap", DEMO_TEST)
+    whisper = h.ws.text_typicality("emotionrankclap", index, "A sad, tired whisper.")
+    assert not whisper.typical and whisper.score < whisper.threshold and whisper.percentile < 5
+    *_, explain = h.explore("emotionrankclap", DEMO_TEST, "A sad, tired whisper.", 4, 4, 3)
+    assert "far from the captions the heads learnt" in explain and f"{whisper.score:.2f}" in explain
+    for caption in [*example_captions(), h.caption(2, 6)]:
+        assert h.ws.text_typicality("emotionrankclap", index, caption).typical, caption
+    *_, explain = h.explore("emotionrankclap", DEMO_TEST, example_captions()[0], 4, 4, 3)
+    assert "far from" not in explain
+    res = h.api_retrieve("emotionrankclap", DEMO_TEST, "A sad, tired whisper.", k=2)
+    assert res["text_typicality"]["typical"] is False
 
 
 def test_shipped_example_voices_are_offered_and_analysed(client, server):

@@ -179,6 +179,14 @@ def test_a_recipe_job_reports_the_epochs_it_really_runs(prepared, tmp_path):
     assert final.epoch == final.epochs
 
 
+def test_the_status_names_the_checkpoint_as_listed_never_its_server_folder(prepared, tmp_path):
+    jobs = TrainingJobs(lambda name, path: f"runs/{name}", Gate(prepared), cache_path=tmp_path / "c.sqlite")
+    jobs.start(prepared.manifest, TrainConfig(epochs=1, **CFG), tmp_path / "r", "my-run")
+    final = jobs.wait(60)
+    assert final.checkpoint_name == "runs/my-run" and "listed as runs/my-run" in final.summary()
+    assert str(tmp_path) not in final.summary()
+
+
 def test_a_job_leaves_cores_to_the_server_and_restores_torch_threads(prepared, tmp_path):
     import torch
 

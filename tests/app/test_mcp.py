@@ -118,3 +118,11 @@ def test_tools_take_a_clip_by_url_or_as_base64_data_over_a_megabyte(mcp_app, tmp
     with serve_folder(tmp_path) as base:  # a private address, in a public app: refused in one readable sentence
         error, text = call_tool(url, "estimate_va", {"audio": f"{base}/voice.wav"})
     assert error and "private or local address" in text and "show_error" not in text, text
+
+
+def test_a_tool_error_is_a_sentence_for_people_not_a_launch_setting(mcp_app):
+    junk = "data:audio/wav;base64," + base64.b64encode(b"this is not audio" * 100).decode()
+    error, text = call_tool(mcp_app[0], "analyse", {"audio": junk, "checkpoint": "emotionrankclap"})
+    assert error and "not a readable audio file" in text and "show_error" not in text, text
+    error, text = call_tool(mcp_app[0], "analyse", {"audio": "/etc/passwd", "checkpoint": "emotionrankclap"})
+    assert error and text.startswith("passwd: ") and "/etc" not in text and "show_error" not in text, text
