@@ -214,8 +214,8 @@ def measure(args) -> dict:
         out["single"] = timed(lambda: load(url, clients=1, requests=args.single, **common), memory, demo)
         out["idle"] = timed(lambda: load(url, clients=args.clients, requests=args.requests, **common), memory, demo)
         control = Client(url, verbose=False, download_files=False)
-        control.predict(collection=DEMO_ALL, system="emotionrankclap", epochs=500, batch_size=64, lr=1e-4, seed=0,
-                        name="bench-load", api_name="/train")
+        control.predict(DEMO_ALL, "emotionrankclap", 500, 64, 1e-4, 0, "bench-load", False,
+                        api_name="/train")  # an undocumented endpoint (not an MCP tool): positional arguments
         t0 = time.time()
         while time.time() - t0 < args.timeout:  # wait until it trains (features ready, first step done)
             status = control.predict(api_name="/training_status")

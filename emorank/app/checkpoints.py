@@ -77,6 +77,12 @@ class CheckpointsMixin:
             raise WorkspaceError(f"checkpoint {_shown(name)} cannot be read; choose another one")
         return cfg
 
+    def checkpoint_corpus(self, name: str) -> str:
+        """The corpus a checkpoint was trained on, as collections name theirs ("demo", "ravdess", ...)."""
+        from emorank.model.card import checkpoint_dataset
+
+        return checkpoint_dataset(self.checkpoint_config(name)) or "demo"
+
     def trained_on(self, name: str) -> tuple[str, bool]:
         """(training corpus for people, whether it is real speech) of a checkpoint, from its config."""
         from emorank.model.card import checkpoint_dataset
@@ -151,6 +157,6 @@ class CheckpointsMixin:
         return name, path, stamp
 
     def _drop_cached(self, checkpoint: str) -> None:
-        for store in (self._models, self._indexes, self._grids, self._queries):
+        for store in (self._models, self._indexes, self._grids, self._queries, self._text_refs):
             for key in [k for k in store if k[0] == checkpoint]:
                 del store[key]

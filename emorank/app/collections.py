@@ -47,6 +47,7 @@ class CollectionSource:
     manifest: Manifest
     labelled: bool
     origin: str  # where it came from (the manifest CSV or the folder)
+    corpus: str = ""  # the corpus its clips belong to ("demo", "ravdess", ...; "" when unknown)
 
     @property
     def root(self) -> str:
@@ -133,6 +134,35 @@ def parse_label_columns(spec: str | None) -> dict:
         return out
     raise WorkspaceError("give the label columns as: valence, arousal (optionally a scale such as 1-5), or one "
                          "category column")
+
+
+def _corpus_folder(folder: Path, listed: Manifest) -> CollectionSource:
+    """A folder of audio as a collection: read with its corpus's labels (category proxies, see
+    `emorank.data.proxies`) when its file names are those of a corpus the command line reads (RAVDESS, CREMA-D,
+    EmoDB, TESS), else unlabelled. Only the files `listed` (bounded, confined) are kept."""
+    from emorank.data.acted import recognise_corpus
+    from emorank.data.corpora import load_corpus
+    from emorank.data.manifest import ManifestError
+
+    corpus = recognise_corpus(listed.path)
+    if corpus is not None:
+        try:
+            labelled = load_corpus(corpus, folder, check_files=False)
+        except ManifestError as err:
+            log.info("%s looked like %s but could not be read as it: %s", visible_name(folder), corpus, err)
+        else:
+            keep = set(listed.path)
+            labelled = labelled.subset([i for i, f in enumerate(labelled.path) if os.path.realpath(f) in keep])
+            if len(labelled):
+                return CollectionSource("", labelled, True, f"{corpus_title(corpus)} folder {visible_name(folder)}",
+                                        corpus)
+    return CollectionSource("", listed, False, f"folder {visible_name(folder)}")
+
+
+def corpus_title(corpus: str) -> str:
+    """A corpus name as people write it (RAVDESS, CREMA-D, EmoDB, TESS; the demo corpus)."""
+    return {"ravdess": "RAVDESS", "crema-d": "CREMA-D", "emodb": "EmoDB", "tess": "TESS", "iemocap": "IEMOCAP",
+            "msp-podcast": "MSP-Podcast", "demo": "synthetic demo"}.get(corpus, corpus)
 
 
 class CollectionsMixin:
@@ -236,8 +266,7 @@ class CollectionsMixin:
                 self._confine_metadata(meta)
             return self._dataset_source(str(p), labels, f"dataset folder {p.name}")
         if p.is_dir():
-            return CollectionSource("", folder_manifest(p, roots=self.local_roots, files=files), False,
-                                    f"folder {visible_name(p)}")
+            return _corpus_folder(p, folder_manifest(p, roots=self.local_roots, files=files))
         if p.is_file() and p.suffix.lower() == ".csv":
             try:
                 manifest = read_csv_manifest(p, check_files=False)

@@ -18,11 +18,13 @@ from typing import Iterator
 import gradio as gr
 from emorank.app.bounds import (DEMO_ALL, DEMO_TEST, MAX_NAME_CHARS, MAX_QUERY_CHARS, VA_RANGE, WorkspaceError,
                                 number, text)
+from emorank.app.analysis import MATCHING
 from emorank.app.workspace import Workspace
 
 from emorank.app.jobs import TrainingJobs
 
 from emorank.app.bounds import NONE, REAL_SPEECH_DEFAULTS
+from emorank.app.collections import corpus_title
 from emorank.app.errors import friendly, public_message
 from emorank.app.serving import MAX_OUTPUTS, ClipLinks, app_output_dir
 from emorank.app.tabs.analyse import AnalyseHandlers
@@ -164,17 +166,24 @@ class Handlers(ExploreHandlers, AnalyseHandlers, EmbeddingHandlers, TrainingHand
                 gr.update(choices=[(NONE, NONE)] + choices, value=compare if valid(compare) else NONE),
                 gr.update(choices=choices, value=voice if valid(voice) else self.voice_checkpoint()))
 
+    def neighbour_choices(self) -> list[tuple[str, str]]:
+        """Analyse's "nearest clips from": the checkpoint's own corpus (the default), or any collection."""
+        return [("the checkpoint's own corpus (auto)", MATCHING)] + [(c, c) for c in self.collection_choices()]
+
     @friendly
     def add_collection(self, path: str, name: str, labels: str = ""):
         """Add a manifest CSV, a folder of audio or a Hugging Face dataset (folder or Hub id): (all-collections
-        list, labelled list x 2, note). The workspace remembers it across restarts."""
+        list, labelled list x 2, note, Analyse's neighbour list). The workspace remembers it across restarts."""
         source = self.ws.add_collection(path, text(name, "the collection name", MAX_NAME_CHARS, required=False) or None,
                                         text(labels, "the label columns", MAX_NAME_CHARS, required=False) or None)
         note = (f"Added **{source.name}**: {len(source.manifest)} clips from the {source.origin}"
-                + ("" if source.labelled else " (labels unknown: valence-arousal values shown are estimates)"))
+                + (" (labels unknown: valence-arousal values shown are estimates)" if not source.labelled else
+                   f" (valence-arousal from its {corpus_title(source.corpus)} emotion categories: a proxy, "
+                   f"see the README)" if source.corpus not in ("", "demo") else ""))
         gr.Info(f"collection {source.name} added")
         labelled = gr.update(choices=self.collection_choices(labelled_only=True))
-        return gr.update(choices=self.collection_choices(), value=source.name), labelled, labelled, note
+        return (gr.update(choices=self.collection_choices(), value=source.name), labelled, labelled, note,
+                gr.update(choices=self.neighbour_choices()))
 
     @friendly
     def remove_collection(self, name: str, train: str | None = None, evaluate: str | None = None):

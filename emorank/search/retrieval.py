@@ -44,6 +44,9 @@ def _shown(value) -> str:
     return text if len(text) <= 24 else text[:21] + "..."
 
 
+VA_TEMPERATURE = 0.02  # softmax temperature of V-A estimates over the caption grid (metrics.va.va_from_similarity)
+
+
 def audio_embeddings(model: EmotionRankCLAP, manifest: Manifest, cache: FeatureCache | None = None,
                      progress: bool = True, workers: int | None = None) -> tuple[Manifest, np.ndarray]:
     """Joint-space embeddings [M, D] of the readable clips of a manifest (and the manifest of those clips)."""
@@ -212,7 +215,7 @@ class Collection:
             hits.append(hit[0])
         return hits
 
-    def estimate_va(self, audio_emb: np.ndarray, temperature: float = 0.02) -> np.ndarray:
+    def estimate_va(self, audio_emb: np.ndarray, temperature: float = VA_TEMPERATURE) -> np.ndarray:
         """V-A estimates [N, 2] for embeddings [N, D], similarity-weighted over a caption grid."""
         if self._grid is None:
             self._grid = grid_embeddings(self.model, cache=self.cache)

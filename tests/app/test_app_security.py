@@ -63,7 +63,8 @@ def app(layout):
 
 def fn_index(demo, name: str) -> int:
     """The queue index of the handler whose Python name is `name` (what an attacker reads from /config)."""
-    found = [i for i, block_fn in demo.fns.items() if getattr(block_fn.fn, "__name__", "") == name]
+    names = lambda fn: {getattr(fn, "__name__", ""), getattr(getattr(fn, "__wrapped__", None), "__name__", "")}  # noqa: E731
+    found = [i for i, block_fn in demo.fns.items() if name in names(block_fn.fn)]  # an API tool wraps its handler
     assert found, f"no handler named {name}"
     return found[0]
 
