@@ -1,7 +1,8 @@
 """emorank demo app: explore, analyse, map, train and evaluate EmotionRankCLAP-style checkpoints.
 
     python app.py                 # the page answers at once; a first start builds the demo corpus in the background
-    python app.py --mcp           # also an MCP server (tools: caption, retrieve, analyse, estimate_va), or EMORANK_MCP=1
+    python app.py --mcp           # also an MCP server (tools: caption, retrieve, analyse, estimate_va,
+                                  # embedding_map, evaluate, checkpoints, collections), or EMORANK_MCP=1
     python app.py --port 7861 --data /path/to/data
     python app.py --host 0.0.0.0  # reachable from the network: collections from server paths are then refused
 
@@ -13,19 +14,22 @@ Layout and wiring only: the handlers live in emorank/ui.py, the work in the emor
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from pathlib import Path
 
 import gradio as gr
 
-from emorank.app.bounds import (ANALYSE_K, ANALYSE_MAX_SECONDS, DEMO_ALL, DEMO_TEST, MAX_K, NONE, STRIP_VALUES,
-                                local_paths_policy)
+from emorank.app.bounds import (ANALYSE_K, ANALYSE_MAX_SECONDS, DEMO_ALL, DEMO_TEST, MAX_K, MAX_SESSIONS, NONE,
+                                STRIP_VALUES, local_paths_policy)
 from emorank.app.build import demo_clip_folder, plan_demo
-from emorank.app.formatting import COMPARE_HEADERS, HIT_HEADERS, REPORT_HEADERS, example_captions, example_voices
+from emorank.app.formatting import (COMPARE_HEADERS, EXAMPLE_MAX_DELTA, HIT_HEADERS, REPORT_HEADERS, example_captions,
+                                    example_voices)
 from emorank.app.handlers import Handlers
 from emorank.app.jobs import TrainingJobs
 from emorank.app.serving import gpu
 from emorank.app.theme import player
+from emorank.app.analysis import MATCHING
 from emorank.app.workspace import Workspace
 from emorank.training.systems import SYSTEMS
 
@@ -44,6 +48,17 @@ SEARCH = dict(concurrency_id="search", concurrency_limit=None)
 HEAVY = dict(concurrency_id="heavy", concurrency_limit=2)
 
 
+def tool(fn, name: str):
+    """`fn` under the name an MCP client sees (Gradio names a tool after its function), with its signature and
+    docstring (the tool's schema and description)."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
 def explore_tab(h: Handlers, ckpt, coll) -> tuple[list, list, list, list, list, list]:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
@@ -59,7 +74,9 @@ def explore_tab(h: Handlers, ckpt, coll) -> tuple[list, list, list, list, list, 
             shipped, examples = example_captions(), None
             if shipped:
                 with gr.Accordion("Free-text examples", open=False, elem_id="examples"):
-                    examples = gr.Examples([[c] for c in shipped], inputs=[caption], label="Click one to search",
+                    examples = gr.Examples([[c] for c in shipped], inputs=[caption],
+                                           label=f"Click one to search (with the defaults, its five clips lie "
+                                                 f"within Δ {EXAMPLE_MAX_DELTA:g} of what it means)",
                                            example_labels=[c.replace("The person is speaking", "…", 1)
                                                            for c in shipped])
         with gr.Column(scale=1, min_width=300):
@@ -112,11 +129,13 @@ def explore_tab(h: Handlers, ckpt, coll) -> tuple[list, list, list, list, list, 
         [valence, arousal, caption], ckpt_b
 
 
-def analyse_tab(h: Handlers, coll):
+def analyse_tab(h: Handlers):
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
             ckpt = gr.Dropdown(h.checkpoint_choices(), value=h.voice_checkpoint(), label="Checkpoint for voices",
                                elem_id="analyse-checkpoint")
+            near = gr.Dropdown(h.neighbour_choices(), value=MATCHING, label="Nearest clips from",
+                               elem_id="analyse-collection")
             card = gr.Markdown(h.card(h.voice_checkpoint()), elem_id="analyse-card")
             audio = gr.Audio(sources=["upload", "microphone"], type="filepath", elem_id="analyse-audio",
                              label=f"A voice clip (upload or record, up to {ANALYSE_MAX_SECONDS:.0f} s)")
@@ -129,20 +148,15 @@ def analyse_tab(h: Handlers, coll):
         plane = gr.Plot(label="Where it falls on the valence-arousal plane")
     captions = gr.Dataframe(headers=["nearest captions", "valence", "arousal", "similarity"], interactive=False,
                             wrap=True)
-    table = gr.Dataframe(headers=HIT_HEADERS, label="Nearest clips", interactive=False, wrap=True)
+    table = gr.Dataframe(headers=HIT_HEADERS, label="Nearest clips (Δ: distance from your clip's estimate)",
+                         interactive=False, wrap=True, elem_id="analyse-hits")
     with gr.Row(equal_height=True):
         players = [player(f"#{i + 1}", "neighbour") for i in range(ANALYSE_K)]
     ckpt.change(h.card, ckpt, card, api_visibility="private", show_progress="hidden", concurrency_limit=None)
-    gr.on([audio.upload, audio.stop_recording, run.click], h.analyse, [audio, ckpt, coll],
+    gr.on([audio.upload, audio.stop_recording, run.click], h.analyse, [audio, ckpt, near],
           [summary, plane, captions, table, *players], api_name="analyse_view", api_visibility="private",
           show_progress_on=[summary], **HEAVY)
-    with gr.Row(visible=False):  # the JSON endpoint /analyse (takes a file, returns a dict)
-        api_audio = gr.Audio(type="filepath", label="audio")
-        api_ckpt = gr.Textbox(h.voice_checkpoint(), label="checkpoint")
-        api_coll = gr.Textbox(DEMO_TEST, label="collection")
-        api_k, api_out, api_go = gr.Number(ANALYSE_K, precision=0, label="k"), gr.JSON(label="analysis"), gr.Button()
-    api_go.click(h.api_analyse, [api_audio, api_ckpt, api_coll, api_k], api_out, api_name="analyse", **HEAVY)
-    return ckpt
+    return ckpt, near
 
 
 def embedding_tab(h: Handlers, coll):
@@ -250,21 +264,24 @@ def build_app(h: Handlers) -> gr.Blocks:
                                         scale=2, min_width=200)
                 new_name = gr.Textbox(label="Name (optional)", scale=1, min_width=140)
                 add = gr.Button("Add", scale=1, min_width=80)
+                remove = gr.Button("Remove the chosen collection", size="sm", scale=1, min_width=120,
+                                   elem_id="remove-collection")
             added = gr.Markdown()
         with gr.Tabs():
             with gr.Tab("Explore", id="explore"):
                 (search_in, search_out, strip_in, strip_out, compare_in, compare_out, url_out,
                  ckpt_b) = explore_tab(h, ckpt, coll)
             with gr.Tab("Analyse a voice", id="analyse"):
-                voice_ckpt = analyse_tab(h, coll)
+                voice_ckpt, near = analyse_tab(h)
             with gr.Tab("Embedding space", id="embedding"):
                 emb_a, emb_b = embedding_tab(h, coll)
             with gr.Tab("Train", id="train"):
                 followed, follow, train_coll = train_tab(h)
             with gr.Tab("Evaluate", id="evaluate"):
                 eval_chosen, eval_coll = evaluate_tab(h)
-        gr.Markdown(f"API and MCP: see 'Use via API' below (endpoints caption, retrieve, analyse, estimate_va, "
-                    f"embedding_map, train, training_status, stop_training, evaluate, checkpoints, collections). "
+        gr.Markdown(f"API and MCP: see 'Use via API' below (tools caption, retrieve, analyse, estimate_va, "
+                    f"embedding_map, evaluate, checkpoints, collections; scripts also reach train, "
+                    f"training_status, stop_training and remove_collection, see docs/app.md). "
                     f"Uploads: at most {UPLOAD_LIMIT}.")
 
         lists = [ckpt, emb_a, emb_b, eval_chosen, ckpt_b, voice_ckpt]
@@ -273,8 +290,10 @@ def build_app(h: Handlers) -> gr.Blocks:
         refresh.click(**refresh_lists)
         followed.then(**refresh_lists)  # a finished (or stopped) run appears in every checkpoint list
         ckpt.change(h.card, ckpt, card, api_visibility="private", show_progress="hidden", concurrency_limit=None)
-        add.click(h.add_collection, [new_path, new_name, new_labels], [coll, train_coll, eval_coll, added],
+        add.click(h.add_collection, [new_path, new_name, new_labels], [coll, train_coll, eval_coll, added, near],
                   api_visibility="private", **HEAVY)
+        remove.click(h.remove_collection, [coll, train_coll, eval_coll], [coll, train_coll, eval_coll, added],
+                     api_name="remove_collection_view", api_visibility="private", concurrency_limit=None)
         load = demo.load(**refresh_lists)
         ready = load.then(h.wait_for_demo, None, banner, api_visibility="private", show_progress="hidden",
                           concurrency_limit=None)
@@ -287,16 +306,22 @@ def build_app(h: Handlers) -> gr.Blocks:
         ready.then(**refresh_lists)
         load.then(**follow).then(**refresh_lists)  # a job started earlier (another tab, before a reload) is followed
 
-        gr.api(h.caption, api_name="caption", concurrency_limit=None)
-        gr.api(h.api_retrieve, api_name="retrieve", **SEARCH)
-        gr.api(h.estimate_va, api_name="estimate_va", **HEAVY)
-        gr.api(h.api_embedding_map, api_name="embedding_map", **HEAVY)
-        gr.api(h.api_train, api_name="train", concurrency_limit=None)
-        gr.api(h.api_training_status, api_name="training_status", concurrency_limit=None)
-        gr.api(h.api_stop_training, api_name="stop_training", concurrency_limit=None)
-        gr.api(h.api_evaluate, api_name="evaluate", **HEAVY)
-        gr.api(h.api_checkpoints, api_name="checkpoints", concurrency_limit=None)
-        gr.api(h.api_collections, api_name="collections", concurrency_limit=None)
+        # The tools an agent sees over MCP (and the "Use via API" page), each named after its endpoint: they read
+        # and are bounded. Training is for people and scripts (gradio_client, positional arguments): it acts on
+        # the one shared training slot, and stop_training would stop a visitor's run.
+        gr.api(tool(h.caption, "caption"), api_name="caption", concurrency_limit=None)
+        gr.api(tool(h.api_retrieve, "retrieve"), api_name="retrieve", **SEARCH)
+        gr.api(tool(h.api_analyse, "analyse"), api_name="analyse", **HEAVY)
+        gr.api(tool(h.estimate_va, "estimate_va"), api_name="estimate_va", **HEAVY)
+        gr.api(tool(h.api_embedding_map, "embedding_map"), api_name="embedding_map", **HEAVY)
+        gr.api(tool(h.api_evaluate, "evaluate"), api_name="evaluate", **HEAVY)
+        gr.api(tool(h.api_checkpoints, "checkpoints"), api_name="checkpoints", concurrency_limit=None)
+        gr.api(tool(h.api_collections, "collections"), api_name="collections", concurrency_limit=None)
+        scripts = dict(api_visibility="undocumented", concurrency_limit=None)
+        gr.api(h.api_train, api_name="train", **scripts)
+        gr.api(h.api_training_status, api_name="training_status", **scripts)
+        gr.api(h.api_stop_training, api_name="stop_training", **scripts)
+        gr.api(h.api_remove_collection, api_name="remove_collection", **scripts)
     return demo
 
 
@@ -321,8 +346,9 @@ def create(data_dir: str | None = None, allow_local_paths: bool = False, local_r
 
 
 def launch(demo: gr.Blocks, h: Handlers, warm: bool = True, prevent_thread_lock: bool = False, **kwargs):
-    """Launch with the safety settings (only the collections' folders and Gradio's own cache are served); with
-    `warm`, UMAP is compiled in the background (the workspace warms its models itself after its build)."""
+    """Launch with the safety settings (only the collections' folders and Gradio's own cache are served, at most
+    MAX_SESSIONS visitor sessions kept in memory); with `warm`, UMAP is compiled in the background (the workspace
+    warms its models itself after its build)."""
     from emorank.app.theme import HEAD, theme_and_css
     from emorank.evaluation.maps import warm_umap
 
@@ -330,9 +356,13 @@ def launch(demo: gr.Blocks, h: Handlers, warm: bool = True, prevent_thread_lock:
     # Gradio re-summarises every past event with pandas after each request (for its optional monitoring page);
     # with the default frequency of 1 that cost grows with uptime and shows in slider latency.
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+    # Gradio keeps each visitor session's copy of the page (every component's last value, ~0.7 MB here) for
+    # 10,000 sessions by default: bound it (least recently active sessions are dropped first).
+    kwargs.setdefault("state_session_capacity", MAX_SESSIONS)
     out = demo.queue(default_concurrency_limit=4).launch(
         allowed_paths=h.served, max_file_size=UPLOAD_LIMIT, show_error=False, theme=theme, css=css, head=HEAD,
         prevent_thread_lock=True, **kwargs)
+    h.links.mount(out[0])  # the API's clip links: opaque names, never the server's folders
     if warm:
         warm_umap()
     if not prevent_thread_lock:

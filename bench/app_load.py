@@ -13,8 +13,10 @@ per call, about 50 ms here against the server's 7 ms, then bounds what 2 shared 
 2. idle: `--clients` clients at once (threads spread over `--procs` processes), `--requests` calls each;
 3. training: the same load while a training job started through `/train` runs (stopped afterwards).
 
-Prints median and p95 round trips, requests per second and errors per phase, with ratios against the single
-client. Requests go to 127.0.0.1 only; every phase is bounded in count and by `--timeout`.
+Prints median, p95 and max round trips, requests per second and errors per phase, with ratios against the single
+client, the server process's memory (RSS at the end of each phase and its peak, sampled every 0.2 s), the sessions
+Gradio keeps, and the machine's 1-minute load average as each phase starts (the machine may be shared). Requests
+go to 127.0.0.1 only; every phase is bounded in count and by `--timeout`.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -42,7 +45,8 @@ def free_port() -> int:
 def summary(seconds: list[float], wall: float, errors: int) -> dict:
     ms = np.asarray(seconds) * 1000.0
     return {"n": int(ms.size), "errors": errors, "median_ms": float(np.median(ms)) if ms.size else float("nan"),
-            "p95_ms": float(np.percentile(ms, 95)) if ms.size else float("nan"), "wall_s": wall,
+            "p95_ms": float(np.percentile(ms, 95)) if ms.size else float("nan"),
+            "max_ms": float(ms.max()) if ms.size else float("nan"), "wall_s": wall,
             "rps": ms.size / wall if wall > 0 else float("nan")}
 
 
@@ -149,6 +153,42 @@ def load(url: str, checkpoint: str, collection: str, clients: int, requests: int
 
 
 # ------------------------------------------------------------------------------------------- server side
+class MemoryWatch:
+    """This process's resident memory (MB), sampled every 0.2 s in a thread; `phase()` returns (and resets) the
+    peak since the last call."""
+
+    def __init__(self) -> None:
+        self.peak, self._stop = self.rss(), threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    @staticmethod
+    def rss() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, self.rss())
+
+    def phase(self) -> dict:
+        now = self.rss()
+        out = {"rss_mb": now, "peak_rss_mb": max(self.peak, now)}
+        self.peak = now
+        return out
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def timed(phase: Callable[[], dict], memory: MemoryWatch, demo) -> dict:
+    """Run one load phase; add the load average at its start, memory and the sessions Gradio keeps."""
+    load_avg = os.getloadavg()
+    memory.phase()
+    out = phase()
+    out.update(memory.phase(), load_avg_1min=load_avg[0], sessions_kept=len(demo.state_holder.session_data))
+    return out
+
+
 def measure(args) -> dict:
     import app  # noqa: E402 (the repository's app.py)
     from gradio_client import Client
@@ -162,19 +202,20 @@ def measure(args) -> dict:
     _, url, _ = app.launch(demo, h, warm=False, server_name="127.0.0.1", server_port=free_port(),
                            prevent_thread_lock=True, quiet=True)
     checkpoint = h.default_checkpoint()
+    memory = MemoryWatch()
     out = {"checkpoint": checkpoint, "collection": DEMO_TEST, "clips": len(h.ws.source(DEMO_TEST).manifest),
            "cpus": os.cpu_count(), "load_avg_before": os.getloadavg(), "clients": args.clients,
-           "requests": args.requests}
+           "requests": args.requests, "rss_mb_at_start": memory.rss()}
     common = dict(checkpoint=checkpoint, collection=DEMO_TEST, procs=args.procs, seed=args.seed,
                   timeout=args.timeout, via=args.via)
     out["via"] = args.via
     try:
         load(url, clients=1, requests=5, **common)  # untimed warm-up of every path
-        out["single"] = load(url, clients=1, requests=args.single, **common)
-        out["idle"] = load(url, clients=args.clients, requests=args.requests, **common)
+        out["single"] = timed(lambda: load(url, clients=1, requests=args.single, **common), memory, demo)
+        out["idle"] = timed(lambda: load(url, clients=args.clients, requests=args.requests, **common), memory, demo)
         control = Client(url, verbose=False, download_files=False)
-        control.predict(collection=DEMO_ALL, system="emotionrankclap", epochs=500, batch_size=64, lr=1e-4, seed=0,
-                        name="bench-load", api_name="/train")
+        control.predict(DEMO_ALL, "emotionrankclap", 500, 64, 1e-4, 0, "bench-load", False,
+                        api_name="/train")  # an undocumented endpoint (not an MCP tool): positional arguments
         t0 = time.time()
         while time.time() - t0 < args.timeout:  # wait until it trains (features ready, first step done)
             status = control.predict(api_name="/training_status")
@@ -183,11 +224,13 @@ def measure(args) -> dict:
             time.sleep(0.5)
         if not status["active"]:
             raise RuntimeError(f"the training job ended before the load: {status['summary']}")
-        out["training"] = load(url, clients=args.clients, requests=args.requests, **common)
+        out["training"] = timed(lambda: load(url, clients=args.clients, requests=args.requests, **common), memory,
+                                demo)
         out["training"]["job_still_running"] = control.predict(api_name="/training_status")["active"]
         control.predict(api_name="/stop_training")
         h.jobs.wait(120)
     finally:
+        memory.stop()
         h.jobs.stop()
         h.jobs.wait(120)
         demo.close()
@@ -200,16 +243,19 @@ def report(out: dict) -> str:
     lines = [f"{out['clips']} clips ({out['collection']}), checkpoint {out['checkpoint']}, /retrieve k=5; "
              f"{out['clients']} clients x {out['requests']} requests through {out['via']}; {out['cpus']} CPUs, load "
              f"average before {out['load_avg_before'][0]:.1f}",
-             f"{'phase':<26}{'median ms':>10}{'p95 ms':>9}{'req/s':>8}{'errors':>8}{'median x':>10}{'p95 x':>8}"
-             f"{'req/s x':>9}{'server CPU ms/req':>19}{'client CPU ms/req':>19}"]
+             f"{'phase':<26}{'median ms':>10}{'p95 ms':>9}{'max ms':>8}{'req/s':>8}{'errors':>8}{'median x':>10}"
+             f"{'p95 x':>8}{'req/s x':>9}{'server CPU ms/req':>19}{'client CPU ms/req':>19}{'RSS MB':>8}"
+             f"{'peak MB':>9}{'sessions':>9}{'load 1m':>9}"]
     for name, label in (("single", "single client"), ("idle", f"{out['clients']} clients, idle"),
                         ("training", f"{out['clients']} clients, training")):
         r = out.get(name)
         if r:
-            lines.append(f"{label:<26}{r['median_ms']:>10.0f}{r['p95_ms']:>9.0f}{r['rps']:>8.1f}{r['errors']:>8d}"
-                         f"{r['median_ms'] / base['median_ms']:>10.1f}{r['p95_ms'] / base['p95_ms']:>8.1f}"
-                         f"{r['rps'] / base['rps']:>9.2f}{r['server_cpu_ms_per_request']:>19.1f}"
-                         f"{r['client_cpu_ms_per_request']:>19.1f}")
+            lines.append(f"{label:<26}{r['median_ms']:>10.0f}{r['p95_ms']:>9.0f}{r['max_ms']:>8.0f}{r['rps']:>8.1f}"
+                         f"{r['errors']:>8d}{r['median_ms'] / base['median_ms']:>10.1f}"
+                         f"{r['p95_ms'] / base['p95_ms']:>8.1f}{r['rps'] / base['rps']:>9.2f}"
+                         f"{r['server_cpu_ms_per_request']:>19.1f}{r['client_cpu_ms_per_request']:>19.1f}"
+                         f"{r['rss_mb']:>8.0f}{r['peak_rss_mb']:>9.0f}{r['sessions_kept']:>9d}"
+                         f"{r['load_avg_1min']:>9.1f}")
     return "\n".join(lines)
 
 

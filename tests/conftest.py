@@ -67,3 +67,15 @@ def trained_checkpoint(demo_manifest, session_cache, tmp_path_factory):
     cfg = TrainConfig(epochs=6, lr=1e-3, batch_size=32, device="cpu", workers=1)
     return train(demo_manifest, cfg, tmp_path_factory.mktemp("runs") / "erc", cache=session_cache,
                  progress=False).checkpoint
+
+
+@pytest.fixture(scope="session")
+def app_demo(tmp_path_factory):
+    """The demo the app builds at its first start (DEMO_N clips, DEMO_SEED; features of the test split) with the
+    shipped checkpoints: what a visitor's Explore tab searches by default (about 30 s, once per session)."""
+    from emorank.app.build import ensure_demo
+    from emorank.app.bounds import REPO_DIR
+
+    root = tmp_path_factory.mktemp("app-demo")
+    return ensure_demo(root / "data", lambda f, m: None, checkpoint_dirs=[REPO_DIR / "checkpoints"],
+                       cache_path=root / "features.sqlite")

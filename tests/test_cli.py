@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from emorank.cli import build_parser, main
+from emorank.cli.parser import build_parser
+from emorank.cli import main
 
 
 def run(capsys, *argv):
@@ -103,7 +104,7 @@ def test_caption_a_manifest_with_the_builder_and_with_an_llm(capsys, tmp_path):
 
 
 def _budget(*flags):
-    from emorank.cli import train_config_from_args
+    from emorank.cli.checks import train_config_from_args
 
     args = build_parser().parse_args(["train", "--manifest", "m.csv", "--out", "o", *flags])
     config = train_config_from_args(args)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emorank.cli import _with_splits
+from emorank.cli.checks import _with_splits
 from emorank.data.manifest import Manifest
 
 

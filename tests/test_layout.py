@@ -182,3 +182,11 @@ def test_the_checker_finds_upward_imports_and_circles_even_inside_functions(tmp_
     assert circles(edges) == [["pkg.model.m", "pkg.model.n"]]
     with pytest.raises(KeyError, match="subpackage 'other' has no layer"):
         layer_of("pkg.other.x", layers)
+
+
+def test_every_folder_of_the_package_is_a_regular_package():
+    """A folder without __init__.py imports as a namespace package here but is left out of the wheel
+    (setuptools' find_packages), so an installed emorank would miss it."""
+    missing = [str(d.relative_to(PACKAGE.parent)) for d in sorted(PACKAGE.rglob("*"))
+               if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py")) and not (d / "__init__.py").exists()]
+    assert not missing, f"add an __init__.py (with a docstring) to: {missing}"

@@ -38,6 +38,7 @@ EVAL_TRIALS, EVAL_LISTS, MAX_EVAL_CHECKPOINTS = (2, 30), (10, 100), 4  # the pap
 VA_RANGE = (1.0, 7.0)
 MAX_COLLECTIONS = 64  # collections a workspace holds (each keeps its manifest and, once searched, an index)
 MAX_RUNS = 200  # training runs kept in the runs folder; beyond that new runs are refused
+MAX_SESSIONS = 128  # visitor sessions whose state Gradio keeps (about 0.7 MB each: every component's last value)
 COLLECTIONS_FILE = "collections.json"  # under the data folder: the collections visitors added (definitions only)
 
 
@@ -49,8 +50,33 @@ class WorkspaceError(ValueError):
 
 # ------------------------------------------------------------------------------------------- argument bounds
 def _shown(value) -> str:
-    text = repr(value)
+    """A caller's value as a message may quote it: short (at most 40 characters; numbers in a short form)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 15:
+        return _short_int(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    try:
+        text = repr(value)
+    except ValueError:  # e.g. an int past Python's digit limit inside a container
+        return f"a {type(value).__name__}"
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _short_int(value: int) -> str:
+    """A large int in a short form: 1.23e+308, or "a 5000-digit number" past float's range."""
+    try:
+        return f"{float(value):.3g}"
+    except OverflowError:
+        digits = int(abs(value).bit_length() * 0.30103) + 1  # log10(2): about right, never a huge str()
+        return f"a {'negative ' if value < 0 else ''}{digits}-digit number"
+
+
+def _control_character(text_: str) -> str | None:
+    """The first control character of `text_` as U+XXXX (tab, newline and carriage return are text), or None."""
+    for c in text_:
+        if (ord(c) < 32 and c not in "\t\n\r") or 127 <= ord(c) < 160:
+            return f"U+{ord(c):04X}"
+    return None
 
 
 def whole(value, name: str, lo: int, hi: int) -> int:
@@ -65,7 +91,7 @@ def whole(value, name: str, lo: int, hi: int) -> int:
     except (TypeError, ValueError, OverflowError):
         raise WorkspaceError(f"{name} must be a whole number from {lo} to {hi} (got {_shown(value)})") from None
     if not lo <= out <= hi:
-        raise WorkspaceError(f"{name} must be a whole number from {lo} to {hi} (got {out})")
+        raise WorkspaceError(f"{name} must be a whole number from {lo} to {hi} (got {_shown(out)})")
     return out
 
 
@@ -92,9 +118,19 @@ def text(value, name: str, max_chars: int = MAX_QUERY_CHARS, required: bool = Tr
     out = value.strip()
     if required and not out:
         raise WorkspaceError(f"{name} is empty")
-    if len(out) > max_chars or "\x00" in out:
+    control = _control_character(out)
+    if control:
+        raise WorkspaceError(f"{name} contains a control character ({control}); type plain text")
+    if len(out) > max_chars:
         raise WorkspaceError(f"{name} must be at most {max_chars} characters of text (got {len(out)})")
     return out
+
+
+def flag(value, name: str) -> bool:
+    """`value` when it is a boolean (true or false); anything else ("yes", 1, None) is refused, never guessed."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise WorkspaceError(f"{name} must be true or false (got {_shown(value)})")
 
 
 def choice(value, name: str, options) -> str:

@@ -133,13 +133,11 @@ def clip_folders(manifest: Manifest) -> list[str]:
 
 
 def _encoder_choice(checkpoints: dict[str, Path], audio: str | None, text: str | None) -> tuple[str, dict, str, dict]:
-    from emorank.model.checkpoint import CheckpointError, read_checkpoint_config
-
     for path in checkpoints.values():
-        try:
-            m = read_checkpoint_config(path)["model"]
-        except (CheckpointError, KeyError):
+        cfg, problem = usable_config(path)
+        if problem is not None:  # an unreadable checkpoint does not choose the encoders
             continue
+        m = cfg["model"]
         return (audio or m["audio_encoder"], m.get("audio_encoder_kwargs", {}) if audio is None else {},
                 text or m["text_encoder"], m.get("text_encoder_kwargs", {}) if text is None else {})
     return audio or "egemaps", {}, text or "minilm", {}
@@ -232,15 +230,67 @@ def fill_caption_features(cache, encoder: str, kwargs: dict, report: ProgressFn,
     return True
 
 
-def find_checkpoints(checkpoint_dirs: Sequence[Path], runs_dir: Path) -> dict[str, Path]:
-    """Shipped checkpoints (`<dir>/<name>/config.json`) by folder name, then runs as "runs/<name>", sorted."""
+def find_checkpoints(checkpoint_dirs: Sequence[Path], runs_dir: Path, warned: set | None = None) -> dict[str, Path]:
+    """Shipped checkpoints (`<dir>/<name>/config.json`) by folder name, then runs as "runs/<name>", sorted.
+
+    A folder whose config cannot be used (`checkpoint_problem`) is listed nowhere: it is skipped with a one-line
+    warning in the server log (once per folder and config version when the caller keeps `warned` across scans)."""
+    from emorank.model.checkpoint import list_checkpoints  # recovers saves killed midway, checks each config
+
+    def skip(name: str, folder: Path, problem: str) -> None:
+        log_skipped_checkpoint(name, folder, problem, warned)
+
     found: dict[str, Path] = {}
-    for d in checkpoint_dirs:
-        for cfg in sorted(Path(d).glob("*/config.json")):
-            found.setdefault(cfg.parent.name, cfg.parent.resolve())
-    for cfg in sorted(Path(runs_dir).glob("*/checkpoint/config.json")):
-        found[f"runs/{cfg.parent.parent.name}"] = cfg.parent.resolve()
+    for name, folder in list_checkpoints(checkpoint_dirs, runs_dir, on_skip=skip).items():
+        problem = checkpoint_problem(folder)  # what the app needs beyond a valid config
+        if problem is None:
+            found[name] = folder
+        else:
+            skip(name, folder, problem)
     return found
+
+
+def checkpoint_problem(folder: str | os.PathLike) -> str | None:
+    """Why a checkpoint folder cannot be listed (one line for the server log), or None when it can
+    (see `usable_config`)."""
+    return usable_config(folder)[1]
+
+
+def usable_config(folder: str | os.PathLike) -> tuple[dict | None, str | None]:
+    """(config, None) when a folder's config reads as a checkpoint's: an object with the format header, a "model"
+    object naming both encoders and, when present, a "system" object; else (None, why). Any exception from reading
+    it counts: one bad folder must never stop the app."""
+    from emorank.model.checkpoint import read_checkpoint_config
+
+    try:
+        cfg = read_checkpoint_config(folder)
+        if not isinstance(cfg, dict):
+            return None, f"config.json holds a {type(cfg).__name__}, not an object"
+        model = cfg.get("model")
+        if not isinstance(model, dict) or not all(isinstance(model.get(k), str)
+                                                  for k in ("audio_encoder", "text_encoder")):
+            return None, 'config.json has no "model" object naming its audio and text encoders'
+        if not isinstance(cfg.get("system") or {}, dict):
+            return None, 'config.json\'s "system" is not an object'
+    except Exception as err:  # noqa: BLE001 - whatever one folder raises, the others are still listed
+        return None, f"{type(err).__name__}: {err}"
+    return cfg, None
+
+
+def log_skipped_checkpoint(name: str, folder: Path, problem: str, warned: set | None) -> None:
+    """One line in the server log for a checkpoint folder left out of the lists; with `warned` (kept by the
+    caller), once per folder and config version."""
+    try:
+        stamp = (folder / "config.json").stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    key = (str(folder), stamp)
+    if warned is not None:
+        if key in warned:
+            return
+        warned.add(key)
+    line = " ".join(problem.split())[:300]
+    log.warning("checkpoint %s skipped (not listed): %s", name, line)
 
 
 class BuildStatus:

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from emorank.app.bounds import WorkspaceError, _shown
-from emorank.app.build import find_checkpoints
+from emorank.app.build import checkpoint_problem, find_checkpoints, log_skipped_checkpoint, usable_config
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +22,25 @@ class CheckpointsMixin:
             return dict(self._checkpoints)
 
     def refresh_checkpoints(self) -> dict[str, Path]:
-        """Rescan the shipped folders and the runs folder (checkpoints added on disk appear)."""
-        found = find_checkpoints(self.assets.checkpoint_dirs, self.assets.runs_dir)
+        """Rescan the shipped folders and the runs folder (checkpoints added on disk appear); a listed checkpoint
+        whose config became unusable is dropped from the lists (logged once)."""
+        warned = self._warned_checkpoints
+        found = find_checkpoints(self.assets.checkpoint_dirs, self.assets.runs_dir, warned=warned)
         with self._lock:
             self._checkpoints.update(found)
+            listed = dict(self._checkpoints)
+        gone = {}
+        for name, path in listed.items():
+            if name not in found:
+                problem = checkpoint_problem(path)
+                if problem is not None:
+                    gone[name] = path
+                    log_skipped_checkpoint(name, path, problem, warned)
+        with self._lock:
+            for name, path in gone.items():
+                if self._checkpoints.get(name) == path:
+                    del self._checkpoints[name]
+                    self._drop_cached(name)
             return dict(self._checkpoints)
 
     def add_checkpoint(self, name: str, path: str | os.PathLike) -> str:
@@ -34,6 +49,8 @@ class CheckpointsMixin:
 
         path = Path(path).resolve()
         read_checkpoint_config(path)  # raises CheckpointError when it is not a valid checkpoint
+        if checkpoint_problem(path) is not None:
+            raise WorkspaceError(f"checkpoint {_shown(name)} cannot be read; choose another one")
         key = f"runs/{name}" if path.parent.parent == self.assets.runs_dir.resolve() else name
         with self._lock:
             self._checkpoints[key] = path
@@ -45,17 +62,26 @@ class CheckpointsMixin:
             raise WorkspaceError(f"choose a checkpoint (got {_shown(name)})")
         with self._lock:
             if name not in self._checkpoints:
-                raise WorkspaceError(f"unknown checkpoint {name!r}; available: "
-                                     f"{', '.join(self._checkpoints) or 'none'}")
+                available = ", ".join(self._checkpoints) or "none"
+                if "/" in name.removeprefix("runs/") or "\\" in name or name.startswith("~"):  # never echo a path
+                    raise WorkspaceError(f"no checkpoint is called that: a checkpoint is chosen by its name in the "
+                                         f"list, not by a path; available: {available}")
+                raise WorkspaceError(f"unknown checkpoint {_shown(name)}; available: {available}")
             return self._checkpoints[name]
 
     def checkpoint_config(self, name: str) -> dict:
-        from emorank.model.checkpoint import CheckpointError, read_checkpoint_config
+        """The config of a listed checkpoint; WorkspaceError when it cannot be used (whatever reading it raised)."""
+        cfg, problem = usable_config(self.checkpoint_path(name))
+        if problem is not None:
+            log.warning("checkpoint %s cannot be read: %s", name, " ".join(problem.split())[:300])
+            raise WorkspaceError(f"checkpoint {_shown(name)} cannot be read; choose another one")
+        return cfg
 
-        try:
-            return read_checkpoint_config(self.checkpoint_path(name))
-        except CheckpointError:
-            raise WorkspaceError(f"checkpoint {_shown(name)} cannot be read; choose another one") from None
+    def checkpoint_corpus(self, name: str) -> str:
+        """The corpus a checkpoint was trained on, as collections name theirs ("demo", "ravdess", ...)."""
+        from emorank.model.card import checkpoint_dataset
+
+        return checkpoint_dataset(self.checkpoint_config(name)) or "demo"
 
     def trained_on(self, name: str) -> tuple[str, bool]:
         """(training corpus for people, whether it is real speech) of a checkpoint, from its config."""
@@ -116,8 +142,10 @@ class CheckpointsMixin:
         key = self._model_key(name)
         with self._lock:
             if key not in self._models:
-                self._models = {k: v for k, v in self._models.items() if k[0] != name}
-                self._models[key] = EmotionRankCLAP.from_checkpoint(key[1])
+                for old in [k for k in self._models if k[0] == name]:
+                    del self._models[old]
+                self._remember(self._models, key, EmotionRankCLAP.from_checkpoint(key[1]))
+            self._models.move_to_end(key)
             return self._models[key]
 
     def _model_key(self, name: str) -> tuple:
@@ -129,6 +157,6 @@ class CheckpointsMixin:
         return name, path, stamp
 
     def _drop_cached(self, checkpoint: str) -> None:
-        for store in (self._models, self._indexes, self._grids, self._queries):
+        for store in (self._models, self._indexes, self._grids, self._queries, self._text_refs):
             for key in [k for k in store if k[0] == checkpoint]:
                 del store[key]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -46,33 +47,65 @@ class CollectionSource:
     manifest: Manifest
     labelled: bool
     origin: str  # where it came from (the manifest CSV or the folder)
+    corpus: str = ""  # the corpus its clips belong to ("demo", "ravdess", ...; "" when unknown)
 
     @property
     def root(self) -> str:
         return self.manifest.root
 
 
+MAX_SCAN_ENTRIES = 100_000  # files and folders one added folder may make the server look at
+SCAN_SECONDS = 10.0  # and for how long
+
+
+def scan_folder(folder: str | os.PathLike, max_entries: int | None = None,
+                seconds: float | None = None) -> list[Path]:
+    """Every file under `folder` (symbolic links to folders are not followed), looking at no more than
+    `max_entries` files and folders (default MAX_SCAN_ENTRIES) and for no longer than `seconds` (SCAN_SECONDS):
+    WorkspaceError past either, so a visitor who adds "/" gets an answer at once. Places that cannot be read
+    (permissions, /proc) are skipped."""
+    folder = Path(folder)
+    max_entries = MAX_SCAN_ENTRIES if max_entries is None else max_entries
+    seconds = SCAN_SECONDS if seconds is None else seconds
+    files: list[Path] = []
+    seen, deadline = 0, time.monotonic() + seconds
+
+    def skip(err: OSError) -> None:
+        log.debug("skipped while scanning %s: %s", folder, err)
+
+    for root, dirs, names in os.walk(folder, onerror=skip):
+        seen += len(dirs) + len(names)
+        if seen > max_entries or time.monotonic() > deadline:
+            raise WorkspaceError(f"{visible_name(folder)} holds too many files and folders to look through (more "
+                                 f"than {max_entries:,}, or {seconds:g} s of scanning); choose the folder that "
+                                 f"holds the audio files, or write a manifest CSV")
+        dirs.sort()
+        files += [Path(root) / n for n in names]
+    return files
+
+
 def folder_manifest(folder: str | os.PathLike, max_files: int = MAX_FOLDER_FILES,
-                    roots: Sequence[str] = ALL_LOCAL) -> Manifest:
-    """Every audio file under `folder` (recursively, sorted) as an unlabelled manifest (V-A = NaN); files whose
-    real path (symbolic links resolved) leaves `roots` are skipped. At most `max_files` are listed."""
+                    roots: Sequence[str] = ALL_LOCAL, files: Sequence[Path] | None = None) -> Manifest:
+    """Every audio file under `folder` (recursively, sorted; `files`: a `scan_folder` of it already made) as an
+    unlabelled manifest (V-A = NaN); files whose real path (symbolic links resolved) leaves `roots` are skipped.
+    At most `max_files` are listed; the scan itself is bounded (`scan_folder`)."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise WorkspaceError(f"{visible_name(folder)} is not a folder")
-    files: list[str] = []
-    for p in folder.rglob("*"):
-        if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file():
+    found: list[str] = []
+    for p in (scan_folder(folder) if files is None else files):
+        if p.suffix.lower() in AUDIO_SUFFIXES and os.path.isfile(p):
             real = os.path.realpath(p)
             if any(_inside(real, root) for root in roots):
-                files.append(real)
-            if len(files) > max_files:
+                found.append(real)
+            if len(found) > max_files:
                 raise WorkspaceError(f"{visible_name(folder)} holds more audio files than a folder collection takes "
                                      f"(at most {max_files}); write a manifest CSV for larger corpora")
-    files.sort()
-    if not files:
+    found.sort()
+    if not found:
         raise WorkspaceError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) found under {visible_name(folder)}")
-    nan = np.full(len(files), np.nan)
-    return Manifest(path=files, valence=nan, arousal=nan.copy(), root=str(folder.resolve()))
+    nan = np.full(len(found), np.nan)
+    return Manifest(path=found, valence=nan, arousal=nan.copy(), root=str(folder.resolve()))
 
 
 def _hub_offline(environ=os.environ) -> bool:
@@ -101,6 +134,35 @@ def parse_label_columns(spec: str | None) -> dict:
         return out
     raise WorkspaceError("give the label columns as: valence, arousal (optionally a scale such as 1-5), or one "
                          "category column")
+
+
+def _corpus_folder(folder: Path, listed: Manifest) -> CollectionSource:
+    """A folder of audio as a collection: read with its corpus's labels (category proxies, see
+    `emorank.data.proxies`) when its file names are those of a corpus the command line reads (RAVDESS, CREMA-D,
+    EmoDB, TESS), else unlabelled. Only the files `listed` (bounded, confined) are kept."""
+    from emorank.data.acted import recognise_corpus
+    from emorank.data.corpora import load_corpus
+    from emorank.data.manifest import ManifestError
+
+    corpus = recognise_corpus(listed.path)
+    if corpus is not None:
+        try:
+            labelled = load_corpus(corpus, folder, check_files=False)
+        except ManifestError as err:
+            log.info("%s looked like %s but could not be read as it: %s", visible_name(folder), corpus, err)
+        else:
+            keep = set(listed.path)
+            labelled = labelled.subset([i for i, f in enumerate(labelled.path) if os.path.realpath(f) in keep])
+            if len(labelled):
+                return CollectionSource("", labelled, True, f"{corpus_title(corpus)} folder {visible_name(folder)}",
+                                        corpus)
+    return CollectionSource("", listed, False, f"folder {visible_name(folder)}")
+
+
+def corpus_title(corpus: str) -> str:
+    """A corpus name as people write it (RAVDESS, CREMA-D, EmoDB, TESS; the demo corpus)."""
+    return {"ravdess": "RAVDESS", "crema-d": "CREMA-D", "emodb": "EmoDB", "tess": "TESS", "iemocap": "IEMOCAP",
+            "msp-podcast": "MSP-Podcast", "demo": "synthetic demo"}.get(corpus, corpus)
 
 
 class CollectionsMixin:
@@ -165,7 +227,8 @@ class CollectionsMixin:
         label = " ".join(label.split())[:60]
         with self._lock:
             if len(self._collections) >= MAX_COLLECTIONS:
-                raise WorkspaceError(f"this app holds at most {MAX_COLLECTIONS} collections; restart it to add more")
+                raise WorkspaceError(f"this app holds at most {MAX_COLLECTIONS} collections; remove one first (choose "
+                                     f"it and press Remove under Add a collection, or call remove_collection)")
             source.name = _unique(label, self._collections)
             self._collections[source.name] = source
             if save:
@@ -174,15 +237,36 @@ class CollectionsMixin:
                 self._save_definitions()
         return source
 
+    def remove_collection(self, name: str) -> None:
+        """Forget a collection added by `add_collection` (the demo collections stay): it leaves the lists, its
+        indexes leave memory and its definition leaves the saved file, so it does not come back after a restart.
+        No file is touched. Allowed where adding is (server paths or Hub datasets)."""
+        if not (self.allow_local_paths or self.hub_datasets):
+            raise WorkspaceError("collections cannot be added or removed on this server")
+        if not isinstance(name, str) or not name.strip():
+            raise WorkspaceError(f"choose the collection to remove (got {_shown(name)})")
+        if name in (DEMO_TEST, DEMO_ALL):
+            raise WorkspaceError("the demo collections cannot be removed; choose one that was added")
+        with self._lock:
+            if name not in self._collections:
+                raise WorkspaceError(f"there is no collection called {_shown(name)}; choose one from the list")
+            del self._collections[name]
+            for key in [k for k in self._indexes if k[-1] == name]:
+                del self._indexes[key]
+            self._definitions = [d for d in self._definitions if d.get("name") != name]
+            self._save_definitions()
+
     def _local_source(self, p: Path, labels: str | None) -> "CollectionSource":
         from emorank.data.manifest import ManifestError
 
-        if p.is_dir() and (any((p / m).is_file() for m in DATASET_MARKERS) or any(p.glob("**/*.parquet"))):
-            for meta in [*p.rglob("metadata.csv"), *p.rglob("metadata.jsonl")]:
+        files = scan_folder(p) if p.is_dir() else []  # bounded in entries and time: "/" is answered at once
+        dataset = any((p / m).is_file() for m in DATASET_MARKERS) or any(f.suffix == ".parquet" for f in files)
+        if p.is_dir() and dataset:
+            for meta in [f for f in files if f.name in ("metadata.csv", "metadata.jsonl")]:
                 self._confine_metadata(meta)
             return self._dataset_source(str(p), labels, f"dataset folder {p.name}")
         if p.is_dir():
-            return CollectionSource("", folder_manifest(p, roots=self.local_roots), False, f"folder {visible_name(p)}")
+            return _corpus_folder(p, folder_manifest(p, roots=self.local_roots, files=files))
         if p.is_file() and p.suffix.lower() == ".csv":
             try:
                 manifest = read_csv_manifest(p, check_files=False)

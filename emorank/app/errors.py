@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 def public_message(err: Exception) -> str:
     """One sentence a visitor can act on, for a library error: no server paths (a file is named by its last
     component), no file contents, no parameter names of the Python API."""
-    from emorank.data.audio import AudioError, AudioLengthError, SilentAudioError
+    from emorank.data.audio import (AudioError, AudioLengthError, SampleRateError, SilentAudioError,
+                                    TruncatedAudioError)
     from emorank.data.manifest import ManifestError
     from emorank.model.checkpoint import CheckpointError
 
@@ -33,7 +34,14 @@ def public_message(err: Exception) -> str:
             return f"{name}: too long; upload a clip of at most {ANALYSE_MAX_SECONDS:g} s (trim it first)"
         if isinstance(err, AudioLengthError):
             return f"{name}: too short; upload a clip of at least {ANALYSE_MIN_SECONDS:g} s of speech"
-        return f"{name}: not a readable audio file; upload a WAV, FLAC, OGG or MP3 file"
+        reason = scrub(" ".join(str(err.reason).split()))[:300]  # the library's own sentence: rate, truncation, NaN
+        if isinstance(err, SampleRateError):  # it says what to do (convert to a usual rate)
+            return f"{name}: {reason}"
+        if isinstance(err, TruncatedAudioError):
+            return f"{name}: {reason}; upload the complete file"
+        if reason.startswith(("not a readable audio file", "could not decode")):
+            return f"{name}: {reason}; upload a WAV, FLAC, OGG or MP3 file"
+        return f"{name}: {reason}; upload another recording"  # NaN samples, a broken header: a bad file
     if isinstance(err, CheckpointError):
         return "this checkpoint cannot be used here (its files are incomplete or do not match the encoders); " \
                "choose another one"

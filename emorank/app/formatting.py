@@ -109,6 +109,12 @@ def _curve(s):
     return fig
 
 
+EXAMPLE_MAX_DELTA = 2.5
+"""Every clip of an offered example's top 5 (the free text, and the slider caption at the point it means) lies
+within this distance of that point on the 1..7 plane, with the shipped `emotionrankclap` on the demo test split
+(our bar for an example: a random pick of 5 test clips rarely meets it; tests/app/test_app.py computes it)."""
+
+
 def example_captions() -> list[str]:
     """Free-text queries shipped in assets/example_captions.txt (empty when the file is missing)."""
     return [caption for caption, _ in example_caption_points()]

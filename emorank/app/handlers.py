@@ -5,7 +5,7 @@ The only emorank module that imports gradio. `app.py` lays out the tabs and wire
 `emorank.evaluate` and `emorank.viz`, so the tests call them directly and through the launched app.
 
 Named API endpoints (JSON in, JSON out; see `Handlers.api_*`): caption, retrieve, analyse, embedding_map, train,
-training_status, stop_training, evaluate, checkpoints, collections.
+training_status, stop_training, evaluate, checkpoints, collections, remove_collection.
 """
 from __future__ import annotations
 
@@ -18,13 +18,15 @@ from typing import Iterator
 import gradio as gr
 from emorank.app.bounds import (DEMO_ALL, DEMO_TEST, MAX_NAME_CHARS, MAX_QUERY_CHARS, VA_RANGE, WorkspaceError,
                                 number, text)
+from emorank.app.analysis import MATCHING
 from emorank.app.workspace import Workspace
 
 from emorank.app.jobs import TrainingJobs
 
 from emorank.app.bounds import NONE, REAL_SPEECH_DEFAULTS
+from emorank.app.collections import corpus_title
 from emorank.app.errors import friendly, public_message
-from emorank.app.serving import MAX_OUTPUTS, app_output_dir
+from emorank.app.serving import MAX_OUTPUTS, ClipLinks, app_output_dir
 from emorank.app.tabs.analyse import AnalyseHandlers
 from emorank.app.tabs.embedding import EmbeddingHandlers
 from emorank.app.tabs.evaluation import EvaluationHandlers
@@ -49,6 +51,7 @@ class Handlers(ExploreHandlers, AnalyseHandlers, EmbeddingHandlers, TrainingHand
         self.ws = workspace
         self.jobs = jobs
         self.served = [os.path.realpath(r) for r in (served_roots or workspace.allowed_roots())]
+        self.links = ClipLinks(self.served)  # the JSON API's opaque links to served clips (mounted by app.launch)
         self.output_dir = Path(output_dir) if output_dir else app_output_dir()
         self.maps_dir = workspace.assets.data_dir / "maps"
         workspace.allow_uploads_from(gr.utils.get_upload_folder())  # /analyse reads Gradio's uploads
@@ -173,16 +176,49 @@ class Handlers(ExploreHandlers, AnalyseHandlers, EmbeddingHandlers, TrainingHand
                 gr.update(choices=[(NONE, NONE)] + choices, value=compare if valid(compare) else NONE),
                 gr.update(choices=choices, value=voice if valid(voice) else self.voice_checkpoint()))
 
+    def neighbour_choices(self) -> list[tuple[str, str]]:
+        """Analyse's "nearest clips from": the checkpoint's own corpus (the default), or any collection."""
+        return [("the checkpoint's own corpus (auto)", MATCHING)] + [(c, c) for c in self.collection_choices()]
+
     @friendly
     def add_collection(self, path: str, name: str, labels: str = ""):
         """Add a manifest CSV, a folder of audio or a Hugging Face dataset (folder or Hub id): (all-collections
-        list, labelled list x 2, note). The workspace remembers it across restarts."""
+        list, labelled list x 2, note, Analyse's neighbour list). The workspace remembers it across restarts."""
         source = self.ws.add_collection(path, text(name, "the collection name", MAX_NAME_CHARS, required=False) or None,
                                         text(labels, "the label columns", MAX_NAME_CHARS, required=False) or None)
         note = (f"Added **{source.name}**: {len(source.manifest)} clips from the {source.origin}"
-                + ("" if source.labelled else " (labels unknown: valence-arousal values shown are estimates)"))
+                + (" (labels unknown: valence-arousal values shown are estimates)" if not source.labelled else
+                   f" (valence-arousal from its {corpus_title(source.corpus)} emotion categories: a proxy, "
+                   f"see the README)" if source.corpus not in ("", "demo") else ""))
         gr.Info(f"collection {source.name} added")
         labelled = gr.update(choices=self.collection_choices(labelled_only=True))
-        return gr.update(choices=self.collection_choices(), value=source.name), labelled, labelled, note
+        return (gr.update(choices=self.collection_choices(), value=source.name), labelled, labelled, note,
+                gr.update(choices=self.neighbour_choices()))
+
+    @friendly
+    def remove_collection(self, name: str, train: str | None = None, evaluate: str | None = None):
+        """Remove the chosen collection (never the demo's): (all-collections list, labelled list x 2, note); lists
+        that showed it fall back to the demo collections."""
+        name = text(name, "the collection to remove", MAX_NAME_CHARS, required=False)
+        self.ws.remove_collection(name)
+        gr.Info(f"collection {name} removed")
+        labelled = self.collection_choices(labelled_only=True)
+        keep = lambda value, default: value if value in labelled else default  # noqa: E731
+        return (gr.update(choices=self.collection_choices(), value=DEMO_TEST),
+                gr.update(choices=labelled, value=keep(train, DEMO_ALL)),
+                gr.update(choices=labelled, value=keep(evaluate, DEMO_TEST)),
+                f"Removed **{name}** (its files are untouched; add it again at any time).")
+
+    def api_remove_collection(self, name: str) -> list[dict]:
+        """Remove a collection that was added (not the demo's); returns the collections left.
+
+        Args:
+            name: the collection's name (see the collections endpoint).
+        """
+        return friendly(self._remove_collection)(name)
+
+    def _remove_collection(self, name) -> list[dict]:
+        self.ws.remove_collection(text(name, "the collection to remove", MAX_NAME_CHARS, required=False))
+        return self.api_collections()
 
     # ----------------------------------------------------------------------------- explore

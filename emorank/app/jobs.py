@@ -35,7 +35,7 @@ IDLE, RUNNING, STOPPING, DONE, STOPPED, FAILED = "idle", "running", "stopping", 
 ACTIVE_STATES = (RUNNING, STOPPING)
 MAX_STEP_POINTS = 4000  # loss points kept for the curve; older points are thinned (every other one dropped)
 
-CheckpointFn = Callable[[str, Path], None]
+CheckpointFn = Callable[[str, Path], "str | None"]
 Runner = Callable[..., object]
 
 
@@ -52,6 +52,7 @@ class JobStatus:
     system: str = ""
     out_dir: str = ""
     checkpoint: str = ""
+    checkpoint_name: str = ""  # what the front end lists it as (on_checkpoint's answer), e.g. "runs/my-run"
     message: str = "no training job has been started"
     error: str = ""
     epoch: int = 0  # 1-based epoch being run
@@ -79,10 +80,11 @@ class JobStatus:
 
     @property
     def fraction(self) -> float:
-        """Progress in [0, 1] from epochs and steps (1.0 once finished)."""
-        if self.state in (DONE, STOPPED):
+        """Progress in [0, 1] from epochs and steps against the trainer's real budget (its "budget" event):
+        1.0 once finished, where it stopped for a stopped run, 0.0 before the first step or after a failure."""
+        if self.state == DONE:
             return 1.0
-        if not self.epochs:
+        if not self.epochs or not self.epoch:
             return 0.0
         within = self.step / self.steps if self.steps else 0.0
         return min(1.0, max(0.0, (self.epoch - 1 + within) / self.epochs))
@@ -101,8 +103,10 @@ class JobStatus:
             return f"{head}: failed - {self.error}"
         best = f"best epoch {self.best_epoch + 1}, val loss {self.best_val_loss:.4f}; " \
             if self.best_epoch is not None and self.best_epoch >= 0 and self.best_val_loss is not None else ""
-        ended = "stopped early" if self.state == STOPPED else "finished"
-        return f"{head}: {ended} after {self.elapsed:.0f} s; {best}checkpoint {self.checkpoint}"
+        ended = f"stopped early at epoch {self.epoch}/{self.epochs}" if self.state == STOPPED and self.epochs \
+            else "stopped early" if self.state == STOPPED else "finished"
+        where = f"listed as {self.checkpoint_name}" if self.checkpoint_name else self.checkpoint
+        return f"{head}: {ended} after {self.elapsed:.0f} s; {best}checkpoint {where}"
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -115,8 +119,9 @@ class TrainingJobs:
 
     Args:
         on_checkpoint: called as `on_checkpoint(name, checkpoint_folder)` from the job thread when a run ends with
-            a valid checkpoint (finished or stopped), so a front end can list it at once. Its errors are logged,
-            never fatal for the job.
+            a valid checkpoint (finished or stopped), so a front end can list it at once; a string it returns is the
+            name the status shows instead of the folder (a server path means nothing to a visitor). Its errors are
+            logged, never fatal for the job.
         runner: the training function (default `emorank.training.trainer.train`); a front end may wrap it (e.g. ZeroGPU's
             `spaces.GPU`). Called as runner(manifest, config, out_dir, cache=..., on_event=..., stop=...,
             progress=False) and must return an object with a `checkpoint` attribute.
@@ -206,18 +211,20 @@ class TrainingJobs:
                 self._status.finished_at = time.time()
             return
         checkpoint = Path(result.checkpoint)
+        listed = None
+        if self._on_checkpoint is not None:  # before the job reads as ended: a follower then refreshes its lists
+            try:
+                listed = self._on_checkpoint(name, checkpoint)
+            except Exception:  # noqa: BLE001
+                log.error("registering checkpoint %s failed:\n%s", checkpoint, traceback.format_exc())
         with self._lock:
             s = self._status
             # the trainer knows whether epochs remained: a stop that lands on the last step is a normal end
             s.state = STOPPED if getattr(result, "stopped", False) else DONE
             s.checkpoint = str(checkpoint)
+            s.checkpoint_name = listed if isinstance(listed, str) else ""
             s.message = "stopped early" if s.state == STOPPED else "finished"
             s.finished_at = time.time()
-        if self._on_checkpoint is not None:
-            try:
-                self._on_checkpoint(name, checkpoint)
-            except Exception:  # noqa: BLE001
-                log.error("registering checkpoint %s failed:\n%s", checkpoint, traceback.format_exc())
 
     def _on_event(self, event: dict) -> None:
         with self._lock:
@@ -248,8 +255,11 @@ def _apply_event(s: JobStatus, e: dict) -> None:
     """Fold one trainer event into the status (called under the manager's lock)."""
     s.n_events += 1
     kind = e.get("event")
-    if kind == "step":
+    if kind == "budget":  # the real number of epochs (our recipe may run more than were asked for)
+        s.epochs, s.steps = int(e["epochs"]), int(e.get("steps_per_epoch", s.steps))
+    elif kind == "step":
         s.epoch, s.step, s.steps = int(e["epoch"]) + 1, int(e["step"]) + 1, int(e["steps"])
+        s.epochs = int(e.get("epochs", s.epochs))
         s.last_loss = float(e["loss"])
         s.losses.append((e["epoch"] + (e["step"] + 1) / max(1, e["steps"]), s.last_loss))
         if len(s.losses) > MAX_STEP_POINTS:

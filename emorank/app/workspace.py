@@ -26,22 +26,19 @@ from emorank.app.bounds import (
     _clean_name,
     _unique,
     ALL_LOCAL,
-    ANALYSE_MAX_SECONDS,
-    ANALYSE_MIN_SECONDS,
     DEMO_ALL,
     DEMO_TEST,
-    MAX_ANALYSE_HITS,
     MAX_HITS,
     MAX_RUNS,
     STRIP_VALUES,
     VA_RANGE,
     WorkspaceError,
     choice,
-    confine,
     number,
     text,
     whole,
 )
+from emorank.app.analysis import AnalysisMixin
 from emorank.app.build import (
     BuildStatus,
     DemoAssets,
@@ -55,19 +52,24 @@ from emorank.app.collections import CollectionsMixin, CollectionSource, _hub_off
 log = logging.getLogger(__name__)
 
 
-class Workspace(CheckpointsMixin, CollectionsMixin):
+
+class Workspace(CheckpointsMixin, CollectionsMixin, AnalysisMixin):
     """Checkpoints and collections by name, with loaded models and retrieval indexes cached; thread-safe.
 
     Args:
         assets: from `ensure_demo` (corpus, cache, checkpoint folders).
-        max_indexes: retrieval indexes kept in memory (least recently used dropped first).
+        max_indexes: retrieval indexes kept in memory (least recently used dropped first); also how many
+            checkpoints keep a loaded model, a caption grid and a query-embedding cache at a time.
         allow_local_paths: whether collections may be added from server paths. Off by default: whoever can reach
             the app could otherwise list the server's folders and hear its audio files. Turn it on only for an app
             that listens on loopback, or on purpose.
         local_roots: the folders (symbolic links resolved) under which server paths are accepted when
             `allow_local_paths` is on; default: every folder the server's user can read (`ALL_LOCAL`).
         workers: feature-extraction processes for new clips (default 1: a threaded server should not fork).
-        max_queries: free-text query embeddings kept in memory per checkpoint (`retrieval.QueryCache`).
+        max_queries: free-text query embeddings kept in memory per checkpoint (`retrieval.QueryCache`): with
+            `max_indexes`, at most max_indexes x max_queries embeddings are held, whatever visitors type.
+        private_urls: whether `analyse` fetches clips from URLs on private or loopback addresses (off: only public
+            addresses, see `emorank.app.inputs`); for an app on a private network, or tests.
 
     Every method that takes a name, a path or a number from a caller checks it here (paths confined to the
     allowed roots, numbers bounded), so whatever front end calls it (any Gradio handler, public or not, the CLI)
@@ -76,7 +78,7 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
 
     def __init__(self, assets: DemoAssets, max_indexes: int = 8, allow_local_paths: bool = False,
                  local_roots: Sequence[str | os.PathLike] | None = None, workers: int = 1,
-                 max_queries: int = 2048, hub_datasets: bool | None = None) -> None:
+                 max_queries: int = 2048, hub_datasets: bool | None = None, private_urls: bool = False) -> None:
         from emorank.encoders.cache import FeatureCache
 
         self.assets = assets
@@ -87,14 +89,21 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
         self.upload_roots: list[str] = []  # where a front end stores uploads (see allow_uploads_from)
         self.workers = workers
         self.max_queries = max_queries
+        self.private_urls = private_urls
+        self.clips_dir = assets.data_dir / "incoming"  # clips sent as base64 or URLs, removed once analysed
         self.cache = FeatureCache(assets.cache_path)  # thread-safe: one connection behind a lock
         self._lock = threading.RLock()
         self._build_locks: dict[tuple, threading.Lock] = {}
-        self._checkpoints = dict(assets.checkpoints) or find_checkpoints(assets.checkpoint_dirs, assets.runs_dir)
-        self._models: dict[tuple, object] = {}
+        self._warned_checkpoints: set = set()  # unusable checkpoint folders already logged (see find_checkpoints)
+        self._checkpoints = dict(assets.checkpoints) or find_checkpoints(assets.checkpoint_dirs, assets.runs_dir,
+                                                                         warned=self._warned_checkpoints)
+        # Caches, each least recently used first and bounded (see _remember): nothing a visitor asks for grows them
+        # past max_indexes entries.
+        self._models: OrderedDict[tuple, object] = OrderedDict()
         self._indexes: OrderedDict[tuple, object] = OrderedDict()
-        self._grids: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-        self._queries: dict[tuple, object] = {}
+        self._grids: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._queries: OrderedDict[tuple, object] = OrderedDict()
+        self._text_refs: OrderedDict[tuple, np.ndarray] = OrderedDict()  # checkpoint -> template phrasings' typicality
         self._collections: dict[str, CollectionSource] = {}
         self._definitions: list[dict] = []  # collections added by visitors, as saved in COLLECTIONS_FILE
         self.build = BuildStatus(ready=assets.manifest_path.is_file())
@@ -105,8 +114,9 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
         demo = read_csv_manifest(self.assets.manifest_path)
         with self._lock:
             self._collections = {
-                DEMO_TEST: CollectionSource(DEMO_TEST, demo.split_of("test"), True, "demo corpus (synthetic)"),
-                DEMO_ALL: CollectionSource(DEMO_ALL, demo, True, "demo corpus (synthetic)"), **self._collections}
+                DEMO_TEST: CollectionSource(DEMO_TEST, demo.split_of("test"), True, "demo corpus (synthetic)", "demo"),
+                DEMO_ALL: CollectionSource(DEMO_ALL, demo, True, "demo corpus (synthetic)", "demo"),
+                **self._collections}
         self.build.ready.set()
 
     # ----------------------------------------------------------------------------- background build
@@ -181,7 +191,8 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
         key = self._model_key(checkpoint)
         with self._lock:
             if key not in self._grids:
-                self._grids[key] = grid_embeddings(self.model(checkpoint), cache=self.cache)
+                self._remember(self._grids, key, grid_embeddings(self.model(checkpoint), cache=self.cache))
+            self._grids.move_to_end(key)
             return self._grids[key]
 
     def queries(self, checkpoint: str):
@@ -194,8 +205,16 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
             if key not in self._queries:
                 queries = QueryCache(self.model(checkpoint), self.max_queries, cache=self.cache)
                 queries.embed(query_captions())
-                self._queries[key] = queries
+                self._remember(self._queries, key, queries)
+            self._queries.move_to_end(key)
             return self._queries[key]
+
+    def _remember(self, store: OrderedDict, key: tuple, value) -> None:
+        """Put `value` in one of the caches, dropping its least recently used entries beyond `max_indexes`."""
+        store[key] = value
+        store.move_to_end(key)
+        while len(store) > self.max_indexes:
+            store.popitem(last=False)
 
     # ----------------------------------------------------------------------------- bounded requests
     def caption(self, valence, arousal) -> str:
@@ -222,6 +241,22 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
             return float(point[0]), float(point[1])
         va = index.estimate_va(index.queries.embed([query]))[0]  # [2]
         return round(float(va[0]), 2), round(float(va[1]), 2)
+
+    def text_typicality(self, checkpoint: str, index, query: str):
+        """How close a free-text query is to the template captions the checkpoint's estimates rest on
+        (`emorank.search.typicality`): a Typicality whose `typical` is False when the text is less like them than
+        95% of held-out template phrasings, so where it reads on the plane is a guess."""
+        from emorank.search.typicality import judge_text, text_reference
+
+        key = self._model_key(checkpoint)
+        grid_emb = self.grid(checkpoint)[1]
+        with self._lock:
+            reference = self._text_refs.get(key)
+        if reference is None:
+            reference = text_reference(self.model(checkpoint), grid_emb, cache=self.cache)
+            with self._lock:
+                self._remember(self._text_refs, key, reference)
+        return judge_text(index.queries.embed([query])[0], grid_emb, reference)
 
     def neighbours(self, checkpoint: str, collection: str, axis: str, fixed) -> tuple[object, list[dict]]:
         """The ordinal strip (one clip per step 1..7 along `axis`, the other axis at `fixed`): (index, records)."""
@@ -282,30 +317,6 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
                 except Exception as err:  # noqa: BLE001 - a warm-up must never take the app down
                     log.warning("warm-up of %s failed: %s", name, err)
 
-    # ----------------------------------------------------------------------------- analysis
-    def analyse(self, path: str | os.PathLike, checkpoint: str, collection: str, k: int = 5) -> dict:
-        """An uploaded clip: its V-A estimate, nearest V-A captions and nearest clips of a collection.
-
-        Raises emorank.data.audio.AudioError (a ValueError naming the file) for unreadable, silent, too short or too
-        long audio (limit ANALYSE_MAX_SECONDS)."""
-        from emorank.captions.va import va_caption
-        from emorank.data.audio import TARGET_SR, load_audio
-
-        k = whole(k, "k (clips to return)", 1, MAX_ANALYSE_HITS)
-        path = confine(path, [*self.upload_roots, *self.local_roots, *self.allowed_roots()], "audio file")
-        wav = load_audio(path, max_seconds=ANALYSE_MAX_SECONDS, min_seconds=ANALYSE_MIN_SECONDS)  # [T] 16 kHz
-        index = self.index(checkpoint, collection)
-        emb = index.model.encode_audio(wav)  # [1, D]
-        va = index.estimate_va(emb)[0]
-        grid, grid_emb = self.grid(checkpoint)
-        sims = grid_emb @ emb[0]  # [G]
-        top = np.argsort(-sims, kind="stable")[:k]
-        captions = [{"caption": va_caption(*grid[i]), "valence": float(grid[i, 0]), "arousal": float(grid[i, 1]),
-                     "similarity": round(float(sims[i]), 4)} for i in top]
-        hits = index.search_embedding(emb[0], k)
-        return {"valence": round(float(va[0]), 3), "arousal": round(float(va[1]), 3),
-                "seconds": round(len(wav) / TARGET_SR, 2), "captions": captions, "clips": self.hit_records(index, hits),
-                "checkpoint": checkpoint, "collection": collection}
 
     # ----------------------------------------------------------------------------- runs
     def new_run_dir(self, name: str) -> tuple[str, Path]:

@@ -310,8 +310,9 @@ class AcousticCaptionBuilder:
         self.reference = {name: reference_points(col, self.config.n_quantiles) for name, col in columns.items()}
         return self
 
-    def build(self, manifest, features: np.ndarray | None) -> list[str]:
-        """One caption per row of ``manifest``; ``features`` [N, P] are that manifest's measures."""
+    def build(self, manifest, features: np.ndarray | None, keys=None) -> list[str]:
+        """One caption per row of ``manifest``; ``features`` [N, P] are that manifest's measures (``keys`` is
+        accepted like every builder's; these captions have no phrasing to seed)."""
         if self.reference is None:
             raise CaptionError("AcousticCaptionBuilder is not fitted: call fit(train_manifest, train_features) "
                                "or rebuild it with from_dict")

@@ -5,8 +5,9 @@ Both builders share one interface with every caption builder of emorank::
     builder = LexiconCaptionBuilder(seed=0).fit(train_manifest)   # fit is a no-op here
     captions = builder.build(manifest)                            # one caption per row
 
-A row's caption depends only on the builder's settings, its seed and the row's stable id (``manifest.ids[i]``),
-never on the other rows or their order, so a caption cache stays valid when a manifest is filtered or shuffled.
+A row's caption depends only on the builder's settings, its seed and the row's key (``build(..., keys=)``; the
+row's stable id ``manifest.ids[i]`` by default, the audio file's content hash in training), never on the other rows
+or their order, so a caption cache stays valid when a manifest is filtered or shuffled.
 
 * :class:`TemplateCaptionBuilder` -- CLAP-template (EmotionRankCLAP, section 4.3): "speech has {emotion} emotion".
 * :class:`LexiconCaptionBuilder` -- CLAP4emo-style varied natural-language captions. CLAP4emo (Lin et al., ICASSP
@@ -168,8 +169,9 @@ class TemplateCaptionBuilder:
         """Nothing to learn; returns self."""
         return self
 
-    def build(self, manifest, features: np.ndarray | None = None) -> list[str]:
-        """One caption per row of ``manifest``."""
+    def build(self, manifest, features: np.ndarray | None = None, keys=None) -> list[str]:
+        """One caption per row of ``manifest`` (``keys`` is accepted like every builder's; a template has no
+        phrasing to seed)."""
         ids = manifest.ids  # computed once: a property may rebuild the list on each access
         return [self.caption(manifest.emotion[i], float(manifest.valence[i]), float(manifest.arousal[i]),
                              where=_where(i, ids[i])) for i in range(len(manifest))]
@@ -492,17 +494,21 @@ class LexiconCaptionBuilder:
         """Nothing to learn; returns self."""
         return self
 
-    def build(self, manifest, features: np.ndarray | None = None) -> list[str]:
-        """One caption per row of ``manifest``."""
+    def build(self, manifest, features: np.ndarray | None = None, keys=None) -> list[str]:
+        """One caption per row of ``manifest``; ``keys`` seed each row's draw (default the row ids; training
+        passes the clips' content hashes). A caption file is matched by row id or path whatever the keys."""
         ids = manifest.ids  # computed once: a property may rebuild the list on each access
+        keys = ids if keys is None else keys
         return [self.caption(ids[i], manifest.emotion[i], float(manifest.valence[i]), float(manifest.arousal[i]),
-                             path=manifest.path[i], where=_where(i, ids[i])) for i in range(len(manifest))]
+                             path=manifest.path[i], where=_where(i, ids[i]), key=keys[i])
+                for i in range(len(manifest))]
 
     def caption(self, row_id: str, emotion: str, valence: float = float("nan"), arousal: float = float("nan"),
-                *, path: str = "", where: str = "") -> str:
-        """The caption of one row (depends only on the settings, the seed and these arguments)."""
+                *, path: str = "", where: str = "", key: str | None = None) -> str:
+        """The caption of one row (depends only on the settings, the seed and these arguments; ``key``, default
+        ``row_id``, seeds the draw)."""
         label = canonical_emotion(emotion, where=where)
-        rng = row_rng(self.config.seed, row_id)
+        rng = row_rng(self.config.seed, row_id if key is None else key)
         table = self.table
         if table is not None:
             own = table.for_row(row_id, path)

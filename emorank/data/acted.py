@@ -29,6 +29,27 @@ from emorank.data.splits import split_by_speakers
 # ----------------------------------------------------------------------------------------------------------------
 # Categorical corpora (labels from file names; V-A is a category-norm proxy)
 
+NAME_PATTERNS: Mapping[str, str] = MappingProxyType({
+    "ravdess": r"(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav",
+    "crema-d": r"(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})\.wav",
+    "emodb": r"(\d\d)([a-z]\d\d)([A-Za-z])([a-z])\.wav",
+    "tess": r"(OAF|YAF)_([A-Za-z]+)_([A-Za-z_]+)\.wav",
+})
+"""Corpus name -> the file-name pattern (a full match, case-insensitive) its loader reads."""
+
+
+def recognise_corpus(paths: Iterable[str | os.PathLike], share: float = 0.9) -> str | None:
+    """The acted corpus (a key of :data:`NAME_PATTERNS`) whose file-name pattern at least ``share`` of ``paths``
+    match, or None: a folder of RAVDESS files is read with RAVDESS's labels, not as unlabelled audio."""
+    names = [Path(p).name for p in paths]
+    if not names:
+        return None
+    for corpus, pattern in NAME_PATTERNS.items():
+        regex = re.compile(pattern, re.IGNORECASE)
+        if sum(regex.fullmatch(n) is not None for n in names) >= share * len(names):
+            return corpus
+    return None
+
 
 def _from_file_names(root: str | os.PathLike, pattern: str, parse: Callable[[re.Match, Path], dict | None],
                      corpus: str, check_files: bool) -> Manifest:
@@ -89,7 +110,7 @@ def load_ravdess(root: str | os.PathLike, *, include_song: bool = False,
         return {"emotion": emotion, "speaker": f"ravdess-{actor}", "gender": "male" if int(actor) % 2 else "female",
                 "vad": category_va(emotion, factor, neutral=neutral)}
 
-    m = _from_file_names(root, r"(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav", parse, "RAVDESS",
+    m = _from_file_names(root, NAME_PATTERNS["ravdess"], parse, "RAVDESS",
                          check_files)
     if split is None:
         return m
@@ -138,7 +159,7 @@ def load_crema_d(root: str | os.PathLike, *, intensity_factors: Mapping[str, flo
             vad = category_va(emotion, _intensity(intensity_factors, _CREMA_LEVELS[level]), neutral=neutral)
         return {"emotion": emotion, "speaker": f"crema-d-{actor}", "gender": sexes.get(actor, ""), "vad": vad}
 
-    return _from_file_names(root, r"(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})\.wav", parse, "CREMA-D", check_files)
+    return _from_file_names(root, NAME_PATTERNS["crema-d"], parse, "CREMA-D", check_files)
 
 
 # tabulatedVotes.csv: vote-count column, and the column with the mean intensity its voters gave (-1 = no voter).
@@ -204,7 +225,7 @@ def load_emodb(root: str | os.PathLike, *, intensity: str = "normal",
         return {"emotion": emotion, "speaker": f"emodb-{speaker}", "gender": _EMODB_GENDER.get(speaker, ""),
                 "vad": category_va(emotion, factor, neutral=neutral)}
 
-    return _from_file_names(root, r"(\d\d)([a-z]\d\d)([A-Za-z])([a-z])\.wav", parse, "EmoDB", check_files)
+    return _from_file_names(root, NAME_PATTERNS["emodb"], parse, "EmoDB", check_files)
 
 
 _TESS_EMOTIONS = {"angry": "angry", "anger": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy",
@@ -251,7 +272,7 @@ def load_tess(root: str | os.PathLike, *, intensity: str = "normal",
         return {"emotion": emotion, "speaker": f"tess-{speaker}", "gender": "female",
                 "vad": category_va(emotion, factor, neutral=neutral)}
 
-    m = _from_file_names(root, r"(OAF|YAF)_([A-Za-z]+)_([A-Za-z_]+)\.wav", parse, "TESS", check_files)
+    m = _from_file_names(root, NAME_PATTERNS["tess"], parse, "TESS", check_files)
     if repeats:
         warnings.warn(f"TESS: {len(repeats)} file name(s) found twice were read once (first repeat: {repeats[0]})",
                       stacklevel=2)

@@ -26,7 +26,7 @@ from emorank.metrics.recall import label_match, label_recall_at_k, recall_at_k
 from emorank.metrics.ordinality import ordinality_lists, ordinality_test
 from emorank.model.core import EmotionRankCLAP
 from emorank.search.retrieval import grid_embeddings, text_embeddings
-from emorank.training.systems import caption_builder_from_spec, paralinguistic_features
+from emorank.training.systems import caption_builder_from_spec, caption_keys, paralinguistic_features
 from emorank.evaluation.zeroshot import MIN_CLASSES, zero_shot, zero_shot_classes
 
 
@@ -49,7 +49,7 @@ def pair_captions(model: EmotionRankCLAP, manifest: Manifest, cache: FeatureCach
     para = None
     if getattr(builder, "needs_features", False):
         para = paralinguistic_features(manifest, cache, None, progress)
-    return builder.build(manifest, para)
+    return builder.build(manifest, para, keys=caption_keys(manifest, cache))
 
 
 def ordinality(model: EmotionRankCLAP, audio_emb: np.ndarray, labels: np.ndarray, n_lists: int, seed: int,

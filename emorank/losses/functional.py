@@ -1,12 +1,14 @@
 """Shared maths of the contrastive losses: input checks, similarities, label distances, soft targets.
 
-Every function here is pure (no module state) and works on any device and floating dtype. Label distances are
-computed in float64 because ties between them are decided within a tiny tolerance (see ``rank_n_contrast_terms``).
+Every function here is pure (no module state) and works on any device and floating dtype. Labels are checked into
+float64 and label distances are computed in float64, because ties between them are decided within a tolerance
+that follows the labels' own precision (see ``label_tie_tolerance`` and ``rank_n_contrast_terms``).
 """
 from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -30,6 +32,8 @@ __all__ = [
     "soft_targets",
     "rank_n_contrast_terms",
     "tie_group_last_index",
+    "label_precision",
+    "label_tie_tolerance",
     "supcon_direction",
     "same_class_mask",
     "va_quadrants",
@@ -86,7 +90,12 @@ def check_labels(labels: Tensor | None, n: int, loss_name: str, device: torch.de
         raise LossInputError(
             f"{loss_name} needs `labels` ([N, 2] float: valence, arousal per pair) but got None"
         )
-    y = torch.as_tensor(labels).to(device=device, dtype=torch.float64)
+    if not isinstance(labels, Tensor):  # Python floats are float64: never round them through torch's float32 default
+        try:
+            labels = torch.from_numpy(np.array(labels, dtype=np.float64 if _python_numbers(labels) else None))
+        except (TypeError, ValueError) as err:
+            raise LossInputError(f"{loss_name}: `labels` must be numbers [N, 2], got {type(labels).__name__}") from err
+    y = labels.to(device=device, dtype=torch.float64)
     if y.dim() == 1:
         y = y[:, None]
     if y.dim() != 2 or y.shape[0] != n or y.shape[1] == 0:
@@ -95,6 +104,44 @@ def check_labels(labels: Tensor | None, n: int, loss_name: str, device: torch.de
         bad = int((~torch.isfinite(y)).any(dim=1).nonzero()[0, 0])
         raise LossInputError(f"{loss_name}: `labels` row {bad} is not finite: {y[bad].tolist()}")
     return y
+
+
+def _python_numbers(labels) -> bool:
+    """A (nested) list or tuple, whose floats numpy would keep as float64 (not an array with its own dtype)."""
+    return isinstance(labels, (list, tuple))
+
+
+def label_precision(labels) -> float:
+    """Machine epsilon of the labels as given: float16 ~1e-3, float32 ~1.2e-7, float64 and Python floats ~2.2e-16;
+    0 for integers (exact)."""
+    if isinstance(labels, Tensor):
+        return torch.finfo(labels.dtype).eps if labels.is_floating_point() else 0.0
+    dtype = getattr(labels, "dtype", None)
+    if dtype is not None:
+        return float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.floating) else 0.0
+    return _F64_EPS
+
+
+_F64_EPS = float(np.finfo(np.float64).eps)
+
+
+def label_tie_tolerance(labels, y: Tensor) -> float:
+    """How far apart two label distances may be and still be the same distance, given the labels' precision.
+
+    ``labels`` is the caller's tensor or array (its dtype says how much rounding its values carry), ``y`` the
+    same labels checked into float64 [N, K]. A label of magnitude at most M stored with machine epsilon e is
+    allowed to be off by 2 e M from the value it stands for (a rounding of a value computed in a few steps: k/5
+    in float32 is off by up to 2.4e-7 on 1..7), so a label difference is off by up to 4 e M per axis and two
+    distances that are equal in exact arithmetic differ by up to 8 K e M (L1; less for L2); float64's own
+    rounding in computing the distances adds 4 K (K + 2) e64 M. The result for labels on 1..7 (M = 7, K = 2):
+    7.5e-14 in float64, 1.3e-5 in float32, 0.11 in float16. Float64 labels thus keep apart distances that
+    genuinely differ (means of up to 15 ratings on 1..7 give distances 4.5e-11 apart); float32 and float16
+    labels cannot resolve differences below their tolerance in the first place.
+    """
+    if y.numel() == 0:
+        return 0.0
+    k, m = y.shape[1], float(y.abs().max())
+    return m * (8 * k * label_precision(labels) + 4 * k * (k + 2) * _F64_EPS)
 
 
 def check_classes(classes: Tensor, n: int, loss_name: str, device: torch.device) -> Tensor:
@@ -198,8 +245,8 @@ DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"l2": l2_distance, "
 def label_distance(y_a: Tensor, y_b: Tensor, kind: str = "l2") -> Tensor:
     """Label distance by name ("l2" or "l1"), in float64, without gradient: [N, K] x [M, K] -> [N, M].
 
-    Float64 because ``rank_n_contrast_terms`` decides ties within ``tie_tol`` (1e-9 by default), finer than
-    float32 resolves near 8; the memory is the [N, M] result only (8 N M bytes: 128 MiB at N = M = 4096).
+    Float64 because ``rank_n_contrast_terms`` decides ties within a tolerance (``label_tie_tolerance``: 7.5e-14
+    for float64 labels on 1..7), finer than float32 resolves near 8; the memory is the [N, M] result only (8 N M bytes: 128 MiB at N = M = 4096).
     """
     if kind not in DISTANCES:
         raise ValueError(f"unknown label distance {kind!r}; valid: {sorted(DISTANCES)}")

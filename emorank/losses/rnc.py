@@ -14,6 +14,7 @@ from emorank.losses.functional import (
     cosine_logits,
     cross_entropy_symmetric,
     label_distance,
+    label_tie_tolerance,
     rank_n_contrast_terms,
 )
 
@@ -39,9 +40,12 @@ class RankNContrastLoss(nn.Module):
     probability (it can exceed 1 and the loss can go negative without bound), and for the farthest caption S_ij
     is empty (log of 0). With ">=" (j included, tied captions included, the paired caption included) every term
     is a true log-probability, which is what the paper's description of normalised likelihoods requires and
-    what the released Rank-N-Contrast code computes. Two distances within ``tie_tol`` of each other are ties
+    what the released Rank-N-Contrast code computes. Two distances within a tolerance of each other are ties
     (our interpretation: consensus ratings are means of integer votes, k/5 or k/6, and distances that are equal
-    in exact arithmetic differ in the last bits of float64; identical label vectors always tie).
+    in exact arithmetic differ in the last bits of the labels' float type; identical label vectors always tie).
+    The tolerance follows the labels' own precision, dtype and magnitude (``label_tie_tolerance``): k/5 labels
+    given as float32 (torch's default) tie as they do in float64, and float64 labels keep apart distances that
+    differ by 4.5e-11 (means of up to 15 ratings on 1..7). Pass labels in float64 to resolve such differences.
 
     Cost: O(N^2 log N) time and O(N^2) memory, exact values and gradients (sort each row by label distance, a
     running log-sum-exp, each caption reads the end of its tie group: see ``rank_n_contrast_terms``); the
@@ -51,8 +55,9 @@ class RankNContrastLoss(nn.Module):
         distance: label distance, "l2" (paper) or "l1" (sum of absolute differences, the released RNC's choice).
         symmetric: if True, also use every text as an anchor against the audio clips and average the two
             directions (our extension; the paper uses audio anchors only). Default False.
-        tie_tol: label distances within this much (absolute, label units) are ties; default 1e-9, far below any
-            real rating resolution and far above float64 rounding on a 1..7 scale. 0 = exact equality.
+        tie_tol: label distances within this much (absolute, label units) are ties. None (default): from the
+            labels' precision, see ``label_tie_tolerance`` (for labels on 1..7: 7.5e-14 in float64, 1.3e-5 in
+            float32, 0.11 in float16). 0 = exact equality.
 
     Inputs:
         audio_emb [N, D], text_emb [N, D] (L2-normalised, row i = pair i); labels [N, 2] float (valence, arousal;
@@ -75,18 +80,20 @@ class RankNContrastLoss(nn.Module):
 
     uses: ClassVar[tuple[str, ...]] = ("labels",)
 
-    def __init__(self, distance: str = "l2", symmetric: bool = False, tie_tol: float = 1e-9) -> None:
+    def __init__(self, distance: str = "l2", symmetric: bool = False, tie_tol: float | None = None) -> None:
         super().__init__()
         if distance not in DISTANCES:
             raise ValueError(f"{type(self).__name__}: unknown distance {distance!r}; valid: {sorted(DISTANCES)}")
-        if not (tie_tol >= 0 and math.isfinite(tie_tol)):
-            raise ValueError(f"{type(self).__name__}: tie_tol must be a finite number >= 0, got {tie_tol!r}")
+        if tie_tol is not None and (isinstance(tie_tol, bool) or not (tie_tol >= 0 and math.isfinite(tie_tol))):
+            raise ValueError(f"{type(self).__name__}: tie_tol must be None (from the labels' precision) or a "
+                             f"finite number >= 0, got {tie_tol!r}")
         self.distance = distance
         self.symmetric = bool(symmetric)
-        self.tie_tol = float(tie_tol)
+        self.tie_tol = None if tie_tol is None else float(tie_tol)
 
     def extra_repr(self) -> str:
-        return f"distance={self.distance!r}, symmetric={self.symmetric}, tie_tol={self.tie_tol:g}"
+        tol = "from the labels" if self.tie_tol is None else f"{self.tie_tol:g}"
+        return f"distance={self.distance!r}, symmetric={self.symmetric}, tie_tol={tol}"
 
     def forward(
         self,
@@ -102,11 +109,12 @@ class RankNContrastLoss(nn.Module):
         name = type(self).__name__
         n = check_embeddings(audio_emb, text_emb, name)
         y = check_labels(labels, n, name, audio_emb.device)  # [N, K] float64
+        tol = label_tie_tolerance(labels, y) if self.tie_tol is None else self.tie_tol
         logits = cosine_logits(audio_emb, text_emb, as_logit_scale(logit_scale, audio_emb, name))  # [N, N]
         distance = label_distance(y, y, self.distance)  # [N, N]; d(anchor i, caption k)
-        loss = rank_n_contrast_terms(logits, distance, self.tie_tol).mean()
+        loss = rank_n_contrast_terms(logits, distance, tol).mean()
         if self.symmetric:
-            loss = (loss + rank_n_contrast_terms(logits.T, distance.T, self.tie_tol).mean()) / 2
+            loss = (loss + rank_n_contrast_terms(logits.T, distance.T, tol).mean()) / 2
         return loss
 
 
@@ -128,7 +136,7 @@ class RankNContrastSCELoss(RankNContrastLoss):
     """
 
     def __init__(self, sce_weight: float = 0.5, distance: str = "l2", symmetric: bool = False,
-                 tie_tol: float = 1e-9) -> None:
+                 tie_tol: float | None = None) -> None:
         super().__init__(distance=distance, symmetric=symmetric, tie_tol=tie_tol)
         if not (sce_weight >= 0 and math.isfinite(sce_weight)):
             raise ValueError(f"{type(self).__name__}: sce_weight must be a finite number >= 0, got {sce_weight!r}")

@@ -309,6 +309,51 @@ def _alignment_trial_in_worker(idx: np.ndarray, bandwidth: float | None, precisi
     return _alignment_trial(_TRIAL_DATA["audio"], _TRIAL_DATA["text"], idx, bandwidth, precision, device)
 
 
+def _main_reruns_this_call() -> bool:
+    """Whether a spawned worker would run the calling script's code up to this call again.
+
+    A spawned worker imports the parent's ``__main__`` script (or ``-m`` module) as ``__mp_main__``, which runs
+    its top level except ``if __name__ == "__main__":`` blocks. So workers are unsafe while the script's top level
+    is running (in this thread, or in the main thread while this one serves it) at a line outside such a guard:
+    each worker would reach the same call, fail to start workers of its own, and the pool would wait forever.
+    Interactive sessions and ``python -c`` re-run nothing; a script whose source cannot be read counts as unsafe.
+    """
+    import threading
+
+    main = sys.modules.get("__main__")
+    if main is None or (getattr(main, "__file__", None) is None and getattr(main, "__spec__", None) is None):
+        return False
+    frames = sys._current_frames()
+    stacks = [sys._getframe(1)] + [frames[t] for t in (threading.main_thread().ident,) if t in frames]
+    for frame in stacks:
+        while frame is not None:
+            if frame.f_globals is vars(main) and frame.f_code.co_name == "<module>":
+                return not _in_main_guard(frame.f_code.co_filename, frame.f_lineno)
+            frame = frame.f_back
+    return False
+
+
+def _in_main_guard(filename: str, line: int) -> bool:
+    """Whether ``line`` of the script ``filename`` lies inside an ``if __name__ == "__main__":`` block."""
+    import ast
+
+    try:
+        with open(filename, "rb") as f:
+            tree = ast.parse(f.read(), filename)
+    except (OSError, SyntaxError, ValueError):
+        return False
+
+    def is_guard(test: ast.expr) -> bool:  # __name__ == "__main__", either way round
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+            return False
+        sides = (test.left, test.comparators[0])
+        return any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides) and \
+            any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides)
+
+    return any(node.body[0].lineno <= line <= node.body[-1].end_lineno
+               for node in ast.walk(tree) if isinstance(node, ast.If) and is_guard(node.test))
+
+
 def _default_workers(m: int, n_jobs: int) -> int:
     """One process per available core for paper-size trials; in-process below ~1000 pairs (start-up dominates)."""
     if m < 1000 or n_jobs < 2:
@@ -373,6 +418,12 @@ def alignment_trials(
     # the whole set is one trial repeated; otherwise one draw per trial, in trial order
     samples = [np.arange(n)] if m == n else [rng.choice(n, size=m, replace=False) for _ in range(n_trials)]
     workers = _default_workers(m, len(samples)) if workers is None else min(workers, len(samples))
+    if workers > 1 and _main_reruns_this_call():
+        warnings.warn(f"alignment_trials runs its {len(samples)} trials in this process: it was called from the "
+                      "top level of a script without an `if __name__ == \"__main__\":` guard, which every worker "
+                      f"process would run again; put the call under such a guard to use {workers} processes",
+                      RuntimeWarning, stacklevel=2)
+        workers = 1
     results: list[tuple[float, float] | None] = [None] * len(samples)
     done = 0
 

@@ -7,8 +7,9 @@ and pushes to the Hub.
 """
 from __future__ import annotations
 
-from emorank.model.checkpoint import CONFIG_FILE, HEADS_FILE, CheckpointError, read_checkpoint_config
-from emorank.model.core import EmotionRankCLAP, FeatureNormaliser, ModelConfig
+from emorank.model.checkpoint import (CONFIG_FILE, HEADS_FILE, CheckpointError, ModelConfig, list_checkpoints,
+                                      read_checkpoint_config, recover_checkpoint)
+from emorank.model.core import EmotionRankCLAP, FeatureNormaliser
 
 __all__ = [
     "CONFIG_FILE",
@@ -17,5 +18,7 @@ __all__ = [
     "FeatureNormaliser",
     "HEADS_FILE",
     "ModelConfig",
+    "list_checkpoints",
     "read_checkpoint_config",
+    "recover_checkpoint",
 ]

@@ -7,6 +7,7 @@ the author wrote wins over ours).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -247,8 +248,54 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
                 (Path(tmp) / name).write_text(card, encoding="utf-8")
             else:
                 shutil.copy2(folder / name, Path(tmp) / name)
-        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        api.upload_folder(repo_id=repo_id, folder_path=tmp, repo_type="model",
-                          commit_message=commit_message or "Upload emorank checkpoint")
+        with _hub_errors(repo_id):
+            url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            api.upload_folder(repo_id=repo_id, folder_path=tmp, repo_type="model",
+                              commit_message=commit_message or "Upload emorank checkpoint")
     plan.url = str(url)
     return plan
+
+
+class HubError(ValueError):
+    """The Hugging Face Hub could not be reached or refused the upload; the message says what to do."""
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "no answer from the server", for the HTTP clients huggingface_hub may use."""
+    import importlib
+
+    kinds: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module in ("httpx", "httpx2", "requests"):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        for attr in ("TransportError", "ConnectionError", "Timeout"):
+            kind = getattr(mod, attr, None)
+            if isinstance(kind, type) and issubclass(kind, BaseException):
+                kinds.append(kind)
+    return tuple(kinds)
+
+
+@contextlib.contextmanager
+def _hub_errors(repo_id: str):
+    """Turn huggingface_hub's and its HTTP client's exceptions into one sentence a person can act on."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    retry = "then run the command again (--dry-run lists the files without a network)"
+    try:
+        yield
+    except OfflineModeIsEnabled:
+        raise HubError(f"cannot upload to {repo_id}: HF_HUB_OFFLINE is set, so the Hugging Face Hub is not "
+                       f"contacted; unset it (e.g. `env -u HF_HUB_OFFLINE emorank push ...`), {retry}") from None
+    except HfHubHTTPError as err:
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        if status in (401, 403):
+            raise HubError(f"the Hugging Face Hub refused the upload to {repo_id} (HTTP {status}): log in with "
+                           f"`hf auth login` or set HF_TOKEN to a token with write access to that repo, "
+                           f"{retry}") from None
+        raise HubError(f"the Hugging Face Hub answered HTTP {status or '?'} for {repo_id}: "
+                       f"{str(err).splitlines()[0][:200]}; {retry}") from None
+    except _network_errors() as err:
+        raise HubError(f"the Hugging Face Hub cannot be reached ({type(err).__name__}): check the network "
+                       f"connection, a proxy (HTTPS_PROXY) or HF_ENDPOINT, {retry}") from None

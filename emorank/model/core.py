@@ -13,9 +13,7 @@ milliseconds and training, which reads cached features, never builds them.
 import json
 import math
 import os
-import shutil
-import tempfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,43 +22,25 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from emorank.model import atomic
 from emorank.model.checkpoint import (
+    NORMALISER_MODES,
+    ModelConfig,
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     CONFIG_FILE,
     HEADS_FILE,
+    MAX_EMBED_DIM,
+    MAX_FEATURE_DIM,
     CheckpointError,
     _as_list,
     _json_default,
+    _short,
     fingerprint_identity,
     git_revision,
     read_checkpoint_config,
+    recover_checkpoint,
 )
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild the model; saved inside every checkpoint."""
-
-    audio_encoder: str = "egemaps"
-    text_encoder: str = "minilm"
-    audio_encoder_kwargs: dict = field(default_factory=dict)
-    text_encoder_kwargs: dict = field(default_factory=dict)
-    audio_dim: int = 88
-    text_dim: int = 384
-    embed_dim: int = 512  # paper: D = 512
-    temperature_init: float = 1.0  # paper: learnable temperature initialised at 1.0
-    max_logit_scale: float = 100.0  # CLIP practice: the scale 1/tau is clamped to at most 100
-    audio_fingerprint: str = ""  # encoder fingerprints, checked against feature caches
-    text_fingerprint: str = ""
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CheckpointError(f"unknown model config keys {unknown}; this checkpoint comes from another version")
-        return cls(**data)
 
 
 class FeatureNormaliser:
@@ -77,7 +57,7 @@ class FeatureNormaliser:
     identity. Our interpretation: min_speaker_rows = 5, std floor 1e-6.
     """
 
-    MODES = ("speaker", "global", "utterance", "none")
+    MODES = NORMALISER_MODES
 
     def __init__(self, mode: str = "global", mean: np.ndarray | None = None, std: np.ndarray | None = None,
                  min_speaker_rows: int = 5) -> None:
@@ -252,7 +232,7 @@ class EmotionRankCLAP(nn.Module):
         """
         from emorank.data.audio import TARGET_SR, load_audio, prepare_waveform
 
-        items = _as_list(audio)
+        items = _audio_items(audio)
         waves = [a for a in items if not isinstance(a, (str, os.PathLike))]
         if waves and len(waves) != len(items):
             raise TypeError("encode_audio takes file paths or waveforms, not a mix of both")
@@ -273,36 +253,51 @@ class EmotionRankCLAP(nn.Module):
 
     # ------------------------------------------------------------ checkpoints
     def save(self, path: str | os.PathLike, **extra: Any) -> Path:
-        """Write the checkpoint folder atomically (temp folder + rename); returns its path."""
+        """Write the checkpoint folder atomically; returns its path.
+
+        The new folder is written beside ``path`` and flushed, then swapped with the old one in one atomic step
+        (Linux ``renameat2``), so ``path`` holds the old or the new checkpoint at every instant, whenever the
+        process is killed. Where no atomic swap exists, the old folder is renamed away first; a kill between
+        the two renames is finished at the next :func:`read_checkpoint_config` of ``path`` (see
+        :func:`recover_checkpoint`), and so are the leftovers of any killed save."""
         from safetensors.torch import save_file
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        recover_checkpoint(path)  # leftovers of an earlier save of this path that was killed
         self.extra.update(extra)
         config = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": asdict(self.config),
                   "normaliser": self.normaliser.to_dict(), "git_revision": git_revision(), **self.extra}
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        tmp = atomic.temp_path(path, "tmp")
+        old = atomic.temp_path(path, "old", atomic.tag_of(tmp))
         try:
+            tmp.mkdir()
             tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
             save_file(tensors, str(tmp / HEADS_FILE))
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_json_default))
-            old = None
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            atomic.fsync_tree(tmp)
+            if os.path.lexists(path) and atomic.exchange(tmp, path):
+                atomic.remove(tmp)  # it holds the previous checkpoint now
+            else:
+                if os.path.lexists(path):
+                    os.replace(path, old)  # from here until the next rename, recover_checkpoint can finish it
+                os.replace(tmp, path)
+                atomic.remove(old)
+            atomic.fsync_path(path.parent)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if os.path.lexists(old) and not os.path.lexists(path):
+                os.replace(old, path)  # an error between the two renames: put the previous checkpoint back
+            atomic.remove(tmp)
             raise
+        finally:
+            atomic.done(tmp, old)
         return path
 
     @classmethod
     def from_pretrained(cls, id_or_folder: str | os.PathLike, device: str | torch.device = "cpu",
                         revision: str | None = None) -> "EmotionRankCLAP":
         """A local checkpoint folder, or a Hugging Face Hub repo id (downloaded once into the Hub cache, which
-        ``HF_HUB_OFFLINE=1`` reads without network); see :mod:`emorank.hub`."""
+        ``HF_HUB_OFFLINE=1`` reads without network); see :mod:`emorank.model.hub`."""
         from emorank.model.hub import resolve_checkpoint
 
         return cls.from_checkpoint(resolve_checkpoint(id_or_folder, revision), device)
@@ -316,6 +311,8 @@ class EmotionRankCLAP(nn.Module):
         config = read_checkpoint_config(path)
         try:
             model_config = ModelConfig.from_dict(config.pop("model"))
+            _check_dimensions(path, model_config)
+            _check_heads_header(path, model_config)  # before anything of the config's size is allocated
             normaliser = FeatureNormaliser.from_dict(config.pop("normaliser"))
             model = cls(model_config, normaliser,
                         extra={k: v for k, v in config.items() if k not in ("format", "version", "git_revision")})
@@ -340,6 +337,67 @@ class EmotionRankCLAP(nn.Module):
         return model.to(device).eval()
 
 
+def _check_dimensions(path, config: ModelConfig) -> None:
+    """Every size and scale of a checkpoint's model config within sane bounds (a crafted config.json of a few bytes
+    must not make the loader allocate gigabytes)."""
+    for name, hi in (("audio_dim", MAX_FEATURE_DIM), ("text_dim", MAX_FEATURE_DIM), ("embed_dim", MAX_EMBED_DIM)):
+        value = getattr(config, name)
+        if not 1 <= value <= hi:
+            raise CheckpointError(f"checkpoint {path}: model.{name} = {_short(value)} is outside 1..{hi}; the "
+                                  "config.json is corrupt or crafted")
+    for name in ("temperature_init", "max_logit_scale"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and 1e-6 <= value <= 1e6):
+            raise CheckpointError(f"checkpoint {path}: model.{name} = {_short(value)} is outside 1e-6..1e6; the "
+                                  "config.json is corrupt or crafted")
+
+
+_SAFETENSORS_ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+MAX_HEADER_BYTES = 1 << 20  # the heads' header is a few hundred bytes
+
+
+def _check_heads_header(path, config: ModelConfig) -> None:
+    """heads.safetensors's header (read alone, a few hundred bytes) must list exactly the tensors the config's
+    model has, with their shapes and a float dtype, and the file must be as long as the header says: checked
+    before the model or the weights are allocated."""
+    file = Path(path) / HEADS_FILE
+    try:
+        with open(file, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            n = int.from_bytes(f.read(8), "little") if size >= 8 else -1
+            if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
+                raise CheckpointError(f"cannot read {file}: not a safetensors file (header length {n}, file size "
+                                      f"{size} bytes)")
+            header = json.loads(f.read(n).decode("utf-8"))
+    except OSError as err:
+        raise CheckpointError(f"cannot read {file}: {err.strerror or err}") from err
+    except (ValueError, RecursionError) as err:
+        raise CheckpointError(f"cannot read {file}: its header is not valid JSON") from err
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        expected = {k: list(v.shape) for k, v in EmotionRankCLAP(config).state_dict().items()}
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"} if isinstance(header, dict) else {}
+    if sorted(tensors) != sorted(expected):
+        raise CheckpointError(f"checkpoint {path} does not match its own config.json: {HEADS_FILE} holds "
+                              f"{_short(sorted(tensors))}, the model has {sorted(expected)}")
+    end = 0
+    for key, shape in expected.items():
+        info = tensors[key]
+        if not isinstance(info, dict) or info.get("shape") != shape:
+            got = info.get("shape") if isinstance(info, dict) else info
+            raise CheckpointError(f"checkpoint {path} does not match its own config.json: {HEADS_FILE} holds {key} "
+                                  f"of shape {_short(got)}, the config asks for {shape}")
+        offsets, itemsize = info.get("data_offsets"), _SAFETENSORS_ITEMSIZE.get(info.get("dtype"))
+        if itemsize is None or not (isinstance(offsets, list) and len(offsets) == 2
+                                    and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+                                    and offsets[1] - offsets[0] == math.prod(shape) * itemsize and offsets[0] >= 0):
+            raise CheckpointError(f"cannot read {file}: {key} has dtype {_short(info.get('dtype'))} and offsets "
+                                  f"{_short(offsets)}, which do not describe a float tensor of shape {shape}")
+        end = max(end, offsets[1])
+    if 8 + n + end != size:
+        raise CheckpointError(f"cannot read {file}: its header describes {8 + n + end} bytes but the file has {size}; "
+                              "it is truncated or corrupt")
+
+
 def _check_normaliser(path, normaliser: FeatureNormaliser, audio_dim: int) -> None:
     """The stored feature statistics must be finite, positive (std) and one per audio feature."""
     if normaliser.mode == "none":
@@ -354,3 +412,24 @@ def _check_normaliser(path, normaliser: FeatureNormaliser, audio_dim: int) -> No
         if not np.isfinite(stats).all() or (name == "std" and not (stats > 0).all()):
             raise CheckpointError(f"checkpoint {path}: the normaliser {name} holds NaN, infinite or (std) "
                                   "non-positive values; the config.json is corrupt")
+
+
+MAX_CHANNELS = 64  # a 2-D array with more columns than this is no [T, C] waveform (see _audio_items)
+
+
+def _audio_items(audio) -> list:
+    """The items of ``encode_audio``'s argument: a path, a [T] or [T, C] array, or a list of them.
+
+    A 2-D array is ONE waveform, [T, C] (the documented form), never a batch of rows; one with more than
+    MAX_CHANNELS columns is refused rather than guessed at ([N, T] batches and channels-first [C, T] arrays look
+    like that)."""
+    if isinstance(audio, (str, os.PathLike)):
+        return [audio]
+    ndim = getattr(audio, "ndim", None)
+    if isinstance(ndim, int) and ndim in (1, 2) and hasattr(audio, "shape"):
+        if ndim == 2 and audio.shape[1] > MAX_CHANNELS:
+            raise ValueError(f"a 2-D array is one waveform of shape [T, C] with at most {MAX_CHANNELS} channels, "
+                             f"got shape {tuple(audio.shape)}; to encode several waveforms pass a list of 1-D "
+                             "arrays, and transpose a channels-first [C, T] array")
+        return [audio]
+    return list(audio)

@@ -130,6 +130,10 @@ class EmbeddingIndex:
         """The k best rows per query: [Q, D] (or [D]) -> (scores [Q, k'] float32, rows [Q, k'] int64).
 
         k' = min(k, N - len(exclude)); rows in ``exclude`` are never returned; ties by row index, lowest first.
+        Exact on the scores as returned, i.e. rounded to float32: the rows are the top k of those float32 scores,
+        so two rows whose true inner products differ by less than one float32 ulp of the score (about 6e-8 for a
+        cosine near 1) can round to the same score and are then ordered by row index, not by the unrounded
+        value.
         """
         if int(k) < 1:
             raise IndexInputError(f"k must be >= 1, got {k}")

@@ -21,6 +21,30 @@ from emorank.metrics.va import va_from_similarity, va_grid
 from emorank.model.core import EmotionRankCLAP
 
 AXES = {"valence": 0, "arousal": 1}
+MAX_K = 10_000  # clips one search returns at most
+
+
+def check_k(k) -> int:
+    """`k` (clips to return) as an int from 1 to MAX_K, else ValueError with a short message (the CLI's
+    ``search --k`` and the app's requests both end here)."""
+    try:
+        ok = not isinstance(k, bool) and float(k).is_integer() and 1 <= k <= MAX_K
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"k (clips to return) must be a whole number from 1 to {MAX_K}, got {_shown(k)}")
+    return int(k)
+
+
+def _shown(value) -> str:
+    """A short rendering of a caller's value for a message (a 309-digit number is not a message)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and abs(int(value)) >= 10 ** 15:
+        return "a number of more than 15 digits"
+    text = repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+VA_TEMPERATURE = 0.02  # softmax temperature of V-A estimates over the caption grid (metrics.va.va_from_similarity)
 
 
 def audio_embeddings(model: EmotionRankCLAP, manifest: Manifest, cache: FeatureCache | None = None,
@@ -154,9 +178,9 @@ class Collection:
                     m.speaker[i]) for s, i in zip(values, rows)]
 
     def search_embedding(self, embedding: np.ndarray, k: int = 5) -> list[Hit]:
-        """The k clips most cosine-similar to a joint-space embedding [D] (e.g. of an uploaded clip)."""
-        if k < 1:
-            return []
+        """The k clips most cosine-similar to a joint-space embedding [D] (e.g. of an uploaded clip); all of them
+        when k exceeds the collection. ValueError for k outside 1..MAX_K."""
+        k = check_k(k)
         values, rows = self.index.search(np.asarray(embedding, dtype=np.float32).reshape(-1), k)  # [1, k'] each
         return self._hit_list(values[0], rows[0])
 
@@ -164,6 +188,7 @@ class Collection:
         """The k clips most cosine-similar to a caption."""
         if not text or not text.strip():
             raise ValueError("the query text is empty")
+        k = check_k(k)  # before the text is embedded
         return self.search_embedding(self.queries.embed([text])[0], k)
 
     def search_va(self, valence: float, arousal: float, k: int = 5) -> tuple[str, list[Hit]]:
@@ -190,7 +215,7 @@ class Collection:
             hits.append(hit[0])
         return hits
 
-    def estimate_va(self, audio_emb: np.ndarray, temperature: float = 0.02) -> np.ndarray:
+    def estimate_va(self, audio_emb: np.ndarray, temperature: float = VA_TEMPERATURE) -> np.ndarray:
         """V-A estimates [N, 2] for embeddings [N, D], similarity-weighted over a caption grid."""
         if self._grid is None:
             self._grid = grid_embeddings(self.model, cache=self.cache)

@@ -101,8 +101,10 @@ class VACaptions:
     def fit(self, manifest: Manifest, features: np.ndarray | None = None) -> "VACaptions":
         return self
 
-    def build(self, manifest: Manifest, features: np.ndarray | None = None) -> list[str]:
-        built = self.builder(manifest.valence, manifest.arousal, manifest.ids)
+    def build(self, manifest: Manifest, features: np.ndarray | None = None,
+              keys: Sequence[str] | None = None) -> list[str]:
+        """``keys`` seed each row's phrasing (default the row ids; training passes the clips' content hashes)."""
+        built = self.builder(manifest.valence, manifest.arousal, manifest.ids if keys is None else keys)
         return [given or made for given, made in zip(manifest.caption, built)]
 
     def to_dict(self) -> dict:
@@ -162,7 +164,7 @@ class PreparedData:
     audio: np.ndarray  # [N, Da] raw frozen audio features
     text: np.ndarray  # [N, Dt] frozen text features of the captions
     captions: list[str]
-    labels: np.ndarray  # [N, 2] (valence, arousal)
+    labels: np.ndarray  # [N, 2] float64 (valence, arousal), as the manifest holds them (ties stay exact in the loss)
     classes: np.ndarray  # [N] int64, -1 unknown
     class_names: list[str]
     audio_fingerprint: str
@@ -198,16 +200,24 @@ def prepare_data(manifest: Manifest, system: System, config, cache: FeatureCache
         para = paralinguistic_features(manifest, cache, config.workers, progress)
     train_rows = np.flatnonzero(np.asarray(manifest.split, dtype=object) == "train")
     builder.fit(manifest.subset(train_rows), None if para is None else para[train_rows])
-    captions = builder.build(manifest, para)
+    captions = builder.build(manifest, para, keys=caption_keys(manifest, cache))
     text_enc = build_text_encoder(config.text_encoder, **config.text_encoder_kwargs)
     text = cache.text_features(captions, text_enc)
     emit({"event": "text_features", "rows": len(captions)})
     classes, names = manifest.emotion_ids()
     return PreparedData(manifest=manifest, split=np.asarray(manifest.split, dtype=object), audio=feats.values,
-                        text=text, captions=captions, labels=manifest.va().astype(np.float32), classes=classes,
+                        text=text, captions=captions, labels=manifest.va(), classes=classes,
                         class_names=names, audio_fingerprint=audio_enc.fingerprint(),
                         text_fingerprint=text_enc.fingerprint(), caption_spec=builder.to_dict(),
                         skipped=feats.skipped, para=para)
+
+
+def caption_keys(manifest: Manifest, cache: FeatureCache) -> list[str]:
+    """What seeds each row's caption phrasing: the sha256 of its audio file (memoised by the cache, which hashed
+    every file for its features already). Unlike a path, it does not change when a corpus moves, is listed with
+    relative instead of absolute paths, or is reached through a symbolic link: the same clips train the same
+    heads wherever they are."""
+    return [cache.content_hash(p) for p in manifest.path]
 
 
 def paralinguistic_features(manifest: Manifest, cache: FeatureCache, workers: int | None,

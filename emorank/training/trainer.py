@@ -27,7 +27,6 @@ import math
 import os
 import random
 import re
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -37,11 +36,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from emorank.model import atomic
 from emorank.data.manifest import Manifest
 from emorank.training.distributed import Dist, init_from_env, local_device
 from emorank.encoders.cache import FeatureCache
 from emorank.losses import build_loss
-from emorank.model.core import EmotionRankCLAP, FeatureNormaliser, ModelConfig
+from emorank.model.core import EmotionRankCLAP, FeatureNormaliser
+from emorank.model.checkpoint import ModelConfig, recover_checkpoint
 from emorank.training.systems import PreparedData, get_system, prepare_data
 
 STATE_FILE = "train_state.safetensors"
@@ -277,7 +278,10 @@ class _Tensors:
         to = lambda x, dtype=torch.float32: torch.as_tensor(x, dtype=dtype, device=device)  # noqa: E731
         self.audio = to(model.normaliser(data.audio[rows], speakers))  # [N, Da]
         self.text = to(data.text[rows])  # [N, Dt]
-        self.labels = to(data.labels[rows])  # [N, 2] (valence, arousal)
+        # [N, 2] (valence, arousal) in float64, so that means of ratings tie as exactly in the loss as they do in the
+        # manifest (DESIGN.md 8.5); MPS has no float64, there they stay on the CPU (the losses move what they use)
+        self.labels = torch.as_tensor(data.labels[rows], dtype=torch.float64,
+                                      device=device if device.type != "mps" else "cpu")
         self.classes = to(data.classes[rows], torch.int64)  # [N]
         self.para = None if data.para is None else to(data.para[rows])  # [N, P]
         self.teacher_audio = None if data.teacher_audio is None else to(data.teacher_audio[rows])
@@ -294,7 +298,8 @@ class _Tensors:
         teacher = None
         if self.teacher_audio is not None:
             teacher = self.teacher_audio[idx] @ self.teacher_text[idx].T * self.teacher_scale  # [B, B]
-        return loss_fn(out["audio"], out["text"], labels=self.labels[idx], logit_scale=out["logit_scale"],
+        return loss_fn(out["audio"], out["text"], labels=self.labels[idx.to(self.labels.device)],
+                       logit_scale=out["logit_scale"],
                        classes=self.classes[idx], para=None if self.para is None else self.para[idx],
                        teacher_logits=teacher)
 
@@ -384,6 +389,8 @@ def train(manifest: Manifest, config: TrainConfig | None = None, out_dir: str | 
     best = {"epoch": -1, "val_loss": math.inf, "state": None}
     start_epoch = 0
     state_file = out_dir / STATE_FILE
+    if dist.is_main:
+        clean_state_leftovers(out_dir)
     if resume and (out_dir / LEGACY_STATE_FILE).exists() and not state_file.exists():
         raise ResumeStateError(out_dir / LEGACY_STATE_FILE,
                                f"cannot resume from {out_dir / LEGACY_STATE_FILE}: it is a pickled state from an "
@@ -483,6 +490,7 @@ def attach_teacher(data: PreparedData, system, config: TrainConfig, manifest: Ma
                                     "captions": None})
     ckpt = teacher_dir / "checkpoint"
     reuse = False
+    recover_checkpoint(ckpt)  # a save of the teacher killed between its renames
     if ckpt.is_dir():
         saved = EmotionRankCLAP.from_checkpoint(ckpt)
         reuse = saved.extra.get("train") == asdict(teacher_config) and not saved.extra.get("stopped")
@@ -541,14 +549,25 @@ def _save_state(path: Path, model, optimizer, generator, config, history, best, 
             "param_groups": opt["param_groups"], "optimizer_scalars": scalars}
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = atomic.temp_path(path)  # named with this process's id: see clean_state_leftovers
     try:
-        save_file(tensors, tmp, metadata={"emorank": json.dumps(meta)})
+        save_file(tensors, str(tmp), metadata={"emorank": json.dumps(meta)})
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        atomic.remove(tmp)
         raise
+    finally:
+        atomic.done(tmp)
+
+
+def clean_state_leftovers(out_dir: Path) -> None:
+    """Remove the temporary state files that runs killed while writing their state left in ``out_dir``: those of
+    processes that are gone, and emorank 0.x's ``.train_state.safetensors.*.tmp`` (whose writer is unknown; two
+    runs never share an output folder)."""
+    for leftover in atomic.leftovers(out_dir / STATE_FILE):
+        atomic.remove(leftover.path)
+    for legacy in out_dir.glob(f".{STATE_FILE}.*.tmp"):
+        atomic.remove(legacy)
 
 
 def _load_state(path: Path, model, optimizer, generator, config: TrainConfig) -> tuple[list[dict], dict, int]:

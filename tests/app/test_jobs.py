@@ -153,6 +153,40 @@ def test_events_fold_into_progress_and_a_new_stage_restarts_the_curve():
     assert s.history == [] and s.losses == [] and s.message.startswith("stage 2")
 
 
+def test_progress_counts_against_the_trainers_real_budget_not_the_requested_epochs():
+    """Our recipe runs more epochs than the slider asks for: the trainer's "budget" event carries the real count,
+    so the status never reads "epoch 27/15" and the bar is not full before the end."""
+    from emorank.app.formatting import _status_markdown
+
+    s = JobStatus(state="running", name="r", system="emotionrankclap", epochs=15, started_at=0.0)
+    _apply_event(s, {"event": "budget", "epochs": 82, "steps_per_epoch": 11})
+    _apply_event(s, {"event": "step", "epoch": 26, "epochs": 82, "step": 0, "steps": 11, "loss": 1.0,
+                     "logit_scale": 1.0})
+    assert (s.epoch, s.epochs) == (27, 82) and "epoch 27/82" in s.summary()
+    assert s.fraction == pytest.approx((26 + 1 / 11) / 82)
+    assert f"{100 * s.fraction:.0f}%" in _status_markdown(s) and "100%" not in _status_markdown(s)
+    s.state = STOPPED  # a stopped run shows where it stopped, not 100%
+    assert s.fraction == pytest.approx((26 + 1 / 11) / 82) and "stopped early at epoch 27/82" in s.summary()
+    assert "100%" not in _status_markdown(s)
+
+
+def test_a_recipe_job_reports_the_epochs_it_really_runs(prepared, tmp_path):
+    config = TrainConfig(epochs=1, min_steps=13, batch_size=32, device="cpu", lr=1e-3)  # the recipe's rule, small
+    jobs = TrainingJobs(None, Gate(prepared), cache_path=tmp_path / "c.sqlite")
+    jobs.start(prepared.manifest, config, tmp_path / "r", "r")
+    final = jobs.wait(120)
+    assert final.state == DONE and final.epochs == len(final.history) > 1  # the recipe ran more than 1 epoch
+    assert final.epoch == final.epochs
+
+
+def test_the_status_names_the_checkpoint_as_listed_never_its_server_folder(prepared, tmp_path):
+    jobs = TrainingJobs(lambda name, path: f"runs/{name}", Gate(prepared), cache_path=tmp_path / "c.sqlite")
+    jobs.start(prepared.manifest, TrainConfig(epochs=1, **CFG), tmp_path / "r", "my-run")
+    final = jobs.wait(60)
+    assert final.checkpoint_name == "runs/my-run" and "listed as runs/my-run" in final.summary()
+    assert str(tmp_path) not in final.summary()
+
+
 def test_a_job_leaves_cores_to_the_server_and_restores_torch_threads(prepared, tmp_path):
     import torch
 

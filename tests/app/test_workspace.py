@@ -1,4 +1,4 @@
-"""emorank.demo: first-start bootstrap and the workspace the app serves (no gradio here)."""
+"""emorank.app: first-start bootstrap (build) and the workspace the app serves (no gradio here)."""
 import json
 import os
 import shutil
@@ -17,6 +17,8 @@ from emorank.app.workspace import Workspace
 from emorank.app.build import DemoAssets, clip_folders, corpus_manifest, ensure_demo, find_checkpoints, plan_demo, query_captions
 from emorank.app.collections import folder_manifest
 from emorank.training.trainer import TrainConfig, train
+
+REPO_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 def build_assets(root: Path, demo_corpus, cache, checkpoint, progress=None):
@@ -199,6 +201,66 @@ def test_analyse_finds_the_clip_itself_and_estimates_its_position(ws, tmp_path, 
     assert all(c["caption"].startswith("The person is speaking") for c in res["captions"])
 
 
+RAVDESS_EMOTIONS = ["neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise"]
+
+
+def ravdess_folder(folder: Path, demo_corpus, n: int = 16) -> Path:
+    """Demo clips copied under RAVDESS file names (MM-VC-EE-II-SS-RR-AA.wav, actors 20-23), in Actor_ folders."""
+    clips = sorted((Path(demo_corpus).parent / "audio").glob("*.wav"))[:n]
+    for i, clip in enumerate(clips):
+        actor = 20 + i % 4
+        sub = folder / f"Actor_{actor:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        shutil.copy(clip, sub / f"03-01-{i % 8 + 1:02d}-01-01-{i // 8 + 1:02d}-{actor:02d}.wav")
+    return folder
+
+
+def ravdess_checkpoint(folder: Path, checkpoint) -> Path:
+    """A copy of a checkpoint whose config says it was trained on RAVDESS (what the app reads to match corpora)."""
+    shutil.copytree(checkpoint, folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "dataset": "ravdess", "license": "cc-by-nc-sa-4.0"}))
+    return folder
+
+
+def test_a_folder_of_ravdess_files_is_read_with_its_labels(ws, tmp_path, demo_corpus):
+    from emorank.data.proxies import INTENSITY_FACTORS, category_va
+
+    source = ws.add_collection(ravdess_folder(tmp_path / "RAVDESS", demo_corpus), "ravdess voices")
+    m = source.manifest
+    assert source.labelled and source.corpus == "ravdess" and "RAVDESS folder" in source.origin
+    assert len(m) == 16 and not np.isnan(m.valence).any()
+    assert [RAVDESS_EMOTIONS[int(Path(f).name[6:8]) - 1] for f in m.path] == m.emotion  # from each file name
+    assert set(m.emotion) == set(RAVDESS_EMOTIONS) and set(m.split) == {"test"}  # actors 20-23: the test split
+    happy = m.emotion.index("happy")
+    assert (m.valence[happy], m.arousal[happy]) == pytest.approx(category_va("happy", INTENSITY_FACTORS["normal"])[:2], abs=0.01)
+    index = ws.index("emotionrankclap", "ravdess voices")
+    assert ws.hit_records(index, index.search_text("The person is speaking.", 2))[0]["labels"] == "rated"
+
+
+def test_analyse_takes_neighbours_from_the_checkpoints_own_corpus_with_distances(assets, tmp_path, demo_corpus,
+                                                                                 trained_checkpoint):
+    from emorank.app.analysis import MATCHING
+
+    ws = Workspace(assets, allow_local_paths=True)
+    name = ws.add_checkpoint("real", ravdess_checkpoint(tmp_path / "real", trained_checkpoint))
+    clip = sorted((Path(demo_corpus).parent / "audio").glob("*.wav"))[0]
+    alone = ws.analyse(clip, name, MATCHING, k=3)  # only synthetic collections are loaded: none is its corpus
+    assert alone["clips"] == [] and alone["collection"] is None and "no collection of RAVDESS" in alone["neighbours"]
+    ws.add_collection(ravdess_folder(tmp_path / "ravdess", demo_corpus), "ravdess test")
+    res = ws.analyse(clip, name, MATCHING, k=3)
+    assert res["collection"] == "ravdess test" and "RAVDESS speech" in res["neighbours"]
+    assert len(res["clips"]) == 3 and all(c["id"].startswith("Actor_") for c in res["clips"])
+    for c in res["clips"]:  # distance: from the clip's estimate to the neighbour's label on the 1..7 plane
+        assert c["distance"] == pytest.approx(np.hypot(c["valence"] - res["valence"], c["arousal"] - res["arousal"]),
+                                              abs=0.01)
+    assert (res["valence"], res["arousal"]) == (alone["valence"], alone["arousal"])
+    demo = ws.analyse(clip, "emotionrankclap", MATCHING, k=3)  # the synthetic checkpoint: the synthetic clips
+    assert demo["collection"] == DEMO_TEST and all(c["distance"] is not None for c in demo["clips"])
+    chosen = ws.analyse(clip, name, DEMO_TEST, k=3)  # a collection chosen by hand is used, with a warning
+    assert chosen["collection"] == DEMO_TEST and "mean little" in chosen["neighbours"]
+
+
 def test_analyse_refuses_bad_uploads_with_the_file_named(ws, tmp_path):
     text = tmp_path / "notes.wav"
     text.write_text("this is not audio")
@@ -298,3 +360,45 @@ def test_shipped_caption_features_match_the_encoder(tmp_path, session_cache):
     if SHIPPED_TEXT_FEATURES.is_file():  # the file in assets/ covers every caption the app embeds at start
         with np.load(SHIPPED_TEXT_FEATURES) as shipped:
             assert set(shipped["sha"].tolist()) >= {text_sha(t) for t in app_captions()}
+
+
+@pytest.mark.parametrize("config_text", ["[1, 2, 3]", '{"format": "emorank-checkpoint", "version": 1, "model": '
+                                                       '"x", "normaliser": {"mode": "none"}}'])
+def test_a_bad_checkpoint_folder_never_stops_the_page(tmp_path, config_text):
+    """A folder whose config.json is valid JSON of the wrong shape is listed nowhere: the page builds, and a
+    refresh after such a folder appears in the runs folder still lists the good checkpoints."""
+    from emorank.app.jobs import TrainingJobs
+    from emorank.app.handlers import Handlers
+    from test_app import load_app
+
+    shipped = tmp_path / "checkpoints"
+    shutil.copytree(REPO_CHECKPOINTS / "emotionrankclap", shipped / "emotionrankclap")
+    (shipped / "bad").mkdir()
+    (shipped / "bad" / "config.json").write_text(config_text)
+    planned = plan_demo(tmp_path / "data", checkpoint_dirs=[shipped], cache_path=tmp_path / "features.sqlite")
+    assert list(planned.checkpoints) == ["emotionrankclap"]
+    ws = Workspace(planned)
+    h = Handlers(ws, TrainingJobs(on_checkpoint=ws.add_checkpoint, cache_path=planned.cache_path))
+    load_app().build_app(h)  # raised AttributeError ('list' object has no attribute 'get') while laying out
+    (planned.runs_dir / "later" / "checkpoint").mkdir(parents=True)
+    (planned.runs_dir / "later" / "checkpoint" / "config.json").write_text(config_text)
+    assert list(ws.refresh_checkpoints()) == ["emotionrankclap"]
+    assert "EmotionRankCLAP" in ws.checkpoint_label("emotionrankclap")
+
+
+@pytest.mark.parametrize("given", ["{abs}", "{abs}/", "~/checkpoints/emotionrankclap", "../checkpoints/emotionrankclap",
+                                   "runs/../../emotionrankclap", "C:\\checkpoints\\emotionrankclap"])
+def test_a_path_given_as_checkpoint_name_says_names_are_chosen_from_the_list(tmp_path, given):
+    """It was "unknown checkpoint 'emotionrankclap'" (the path scrubbed to its last part) while that name was listed."""
+    from emorank.app.errors import public_message
+
+    shipped = tmp_path / "checkpoints"
+    shutil.copytree(REPO_CHECKPOINTS / "emotionrankclap", shipped / "emotionrankclap")
+    ws = Workspace(plan_demo(tmp_path / "data", checkpoint_dirs=[shipped], cache_path=tmp_path / "f.sqlite"))
+    with pytest.raises(WorkspaceError) as err:
+        ws.checkpoint_path(given.format(abs=shipped / "emotionrankclap"))
+    shown = public_message(err.value)
+    assert shown == ("no checkpoint is called that: a checkpoint is chosen by its name in the list, not by a path; "
+                     "available: emotionrankclap")
+    assert str(tmp_path) not in str(err.value)
+    assert ws.checkpoint_path("emotionrankclap") == (shipped / "emotionrankclap").resolve()

@@ -98,9 +98,14 @@ def test_compare_runs_writes_tables_and_resumes(demo_manifest, session_cache, tm
     assert set(summary["systems"]) == {"clap-sce-av", "emotionrankclap"}
     assert summary["systems"]["emotionrankclap"]["seeds"] == 2
     cell = summary["systems"]["emotionrankclap"]["aoc"]
-    assert len(cell["seeds"]) == 2 and cell["within_std"] >= 0  # one score per trained model
+    assert len(cell["seeds"]) == 2  # one score per trained model
     reports = [json.loads((out / "runs" / "emotionrankclap" / f"seed{k}" / "eval.json").read_text()) for k in (0, 1)]
     assert cell["seeds"] == pytest.approx([np.mean(r["ordinality"]["aoc"]["values"]) for r in reports])
+    assert cell["mean"] == pytest.approx(np.mean(cell["seeds"]))
+    assert cell["std"] == pytest.approx(np.std(cell["seeds"], ddof=1)) and cell["std"] > 0  # two seeds differ
+    # the spread within one model: the mean over models of the sample std of its lists' values
+    assert cell["within_std"] == pytest.approx(np.mean([np.std(r["ordinality"]["aoc"]["values"], ddof=1)
+                                                        for r in reports])) and cell["within_std"] > 0
     assert not summary["tested"]  # two seeds: no significance test
     saved = json.loads((out / "comparison.json").read_text())
     assert saved["systems"].keys() == summary["systems"].keys()

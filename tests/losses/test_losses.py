@@ -37,9 +37,9 @@ def make_batch(n: int, d: int = 8, seed: int = 0, ties: str = "heavy", dtype=F64
         a, t = F.normalize(a, dim=1), F.normalize(t, dim=1)
     if ties == "heavy":  # a 3 x 3 grid: many identical labels and many equal distances between distinct labels
         y = torch.tensor([1.0, 4.0, 7.0], dtype=F64)[torch.randint(0, 3, (n, 2), generator=g)]
-    elif ties == "near":  # distinct labels whose distances differ by a few ulps from ties
+    elif ties == "near":  # labels a few ulps off a grid (float64 rounding): their distances tie within its precision
         y = torch.tensor([1.0, 4.0, 7.0], dtype=F64)[torch.randint(0, 3, (n, 2), generator=g)]
-        y = y + 1e-13 * torch.randint(0, 3, (n, 2), generator=g).to(F64)
+        y = y + 1e-15 * torch.randint(0, 3, (n, 2), generator=g).to(F64)
     else:
         y = 1 + 6 * torch.rand(n, 2, generator=g, dtype=F64)
     return a, t, y
@@ -214,13 +214,15 @@ def test_tie_group_last_index_matches_loop():
     assert tie_group_last_index(near, 1e-9).tolist() == [[0, 3, 3, 3, 4]]
 
 
-def _exact_rnc(a, t, y_fractions, scale):
-    """Eq. 3-4 with S_ij decided on exact rational squared distances (fractions.Fraction): the tie oracle."""
+def _exact_rnc(a, t, y_fractions, scale, kind: str = "l2"):
+    """Eq. 3-4 with S_ij decided on exact rational squared L2 (or L1) distances (fractions.Fraction): the tie
+    oracle."""
     from fractions import Fraction
 
     n = a.shape[0]
     sim = scale * cosine_matrix(a, t)
-    d2 = [[sum((Fraction(p) - Fraction(q)) ** 2 for p, q in zip(yi, yk)) for yk in y_fractions] for yi in y_fractions]
+    term = (lambda u: u * u) if kind == "l2" else abs
+    d2 = [[sum(term(Fraction(p) - Fraction(q)) for p, q in zip(yi, yk)) for yk in y_fractions] for yi in y_fractions]
     total = 0.0
     for i in range(n):
         for j in range(n):
@@ -246,6 +248,61 @@ def test_rnc_ties_of_consensus_ratings_match_exact_fraction_oracle(raters):
     # the float64 rounding is real: exact comparison of the computed distances gets some sets wrong
     exact_compare = RankNContrastLoss(tie_tol=0.0)(a, t, labels=y, logit_scale=scale)
     assert abs(float(exact_compare - want)) > 1e-6
+
+
+@pytest.mark.parametrize(("dtype", "kind", "axes"), [(F64, "l2", 2), (torch.float32, "l2", 2),
+                                                     (torch.float16, "l1", 2), (torch.float16, "l2", 1)])
+def test_rnc_ties_of_k_over_5_labels_match_the_exact_oracle_in_every_label_dtype(dtype, kind, axes):
+    """Consensus labels k/5 on 1..7 in float16, float32 (torch's default) or float64, 64 clips: the loss of an
+    oracle deciding ties in exact rational arithmetic. In float32 it was off by 1.3e-3 relative (a fixed tie_tol
+    of 1e-9 lies below float32's resolution at the label scale). Float16 resolves k/5 distances on L1 or on one
+    axis; on the V-A plane its rounding (0.004) exceeds the gaps between L2 distances (0.0024), so no tolerance
+    can tell them apart."""
+    from fractions import Fraction
+
+    g = torch.Generator().manual_seed(64 + axes)
+    n = 64
+    steps = torch.randint(0, 31, (n, axes), generator=g).tolist()
+    y_frac = [[1 + Fraction(k, 5) for k in row] for row in steps]
+    y = torch.tensor([[float(v) for v in row] for row in y_frac], dtype=F64).to(dtype)
+    a, t = torch.randn(n, 8, generator=g, dtype=F64), torch.randn(n, 8, generator=g, dtype=F64)
+    scale = torch.tensor(3.0, dtype=F64)
+    want = _exact_rnc(a, t, y_frac, scale, kind)
+    got = RankNContrastLoss(distance=kind)(a, t, labels=y, logit_scale=scale)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_rnc_gives_one_value_whatever_the_label_dtype():
+    """y = [4.2, 5.4, 3.0]: one loss as float64, float32, float16, a list or a float32 array (issue 14 measured
+    0.7339 in float64 and 0.6721 as float32: the two float32 distances 1.2 differed by 4.8e-7)."""
+    from fractions import Fraction
+
+    g = torch.Generator().manual_seed(0)
+    a, t = torch.randn(3, 8, generator=g, dtype=F64), torch.randn(3, 8, generator=g, dtype=F64)
+    want = _exact_rnc(a, t, [[Fraction(21, 5)], [Fraction(27, 5)], [Fraction(3)]], torch.tensor(1.0, dtype=F64))
+    y = torch.tensor([4.2, 5.4, 3.0], dtype=F64)
+    for labels in (y, y.float(), y.half(), [4.2, 5.4, 3.0], np.array([4.2, 5.4, 3.0], dtype=np.float32)):
+        torch.testing.assert_close(RankNContrastLoss()(a, t, labels=labels), want, rtol=1e-12, atol=1e-12)
+
+
+def test_float64_labels_keep_apart_distances_that_genuinely_differ():
+    """Means of up to 15 ratings on 1..7: from A, P and Q lie 4.5e-11 apart in distance. Float64 labels resolve
+    that, so the loss is the exact oracle's; the old fixed tolerance (1e-9) merged them."""
+    from fractions import Fraction as Fr
+
+    y_frac = [[Fr(101, 15), Fr(43, 11)], [Fr(17, 7), Fr(17, 8)], [Fr(20, 9), Fr(66, 13)], [Fr(4), Fr(4)],
+              [Fr(13, 5), Fr(31, 6)]]
+    a_p = sum((p - q) ** 2 for p, q in zip(y_frac[0], y_frac[1]))
+    a_q = sum((p - q) ** 2 for p, q in zip(y_frac[0], y_frac[2]))
+    assert a_p != a_q and abs(math.sqrt(a_p) - math.sqrt(a_q)) < 5e-11
+    g = torch.Generator().manual_seed(1)
+    a, t = torch.randn(5, 8, generator=g, dtype=F64), torch.randn(5, 8, generator=g, dtype=F64)
+    y = torch.tensor([[float(v) for v in row] for row in y_frac], dtype=F64)
+    scale = torch.tensor(4.0, dtype=F64)
+    want = _exact_rnc(a, t, y_frac, scale)
+    torch.testing.assert_close(RankNContrastLoss()(a, t, labels=y, logit_scale=scale), want, rtol=1e-12, atol=1e-12)
+    merged = RankNContrastLoss(tie_tol=1e-9)(a, t, labels=y, logit_scale=scale)
+    assert abs(float(merged - want)) > 1e-6
 
 
 def test_rnc_rejects_a_negative_tie_tolerance():

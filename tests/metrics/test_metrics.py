@@ -1,9 +1,12 @@
 """Tests of emorank.metrics: identities, oracle comparisons against naive implementations, the paper's list grid."""
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,12 +107,18 @@ def test_mmd_grows_with_shift():
 
 
 def test_mmd_5000_by_5000_in_512d_runs():
+    """At paper scale (several row blocks, the last one partial), the biased MMD^2 of two samples of one normal
+    distribution is its expectation (1/N + 1/M) (1 - E k(x, x')), with E k = (1 + 2 / sigma^2)^(-D/2) for the
+    RBF kernel of bandwidth sigma between independent N(0, I_D) points: 1.6e-4 here. A kernel with the wrong
+    scale, a dropped block or diagonal, or an unbiased estimate lands far from it."""
     x = _rng(0).normal(size=(5000, 512)).astype(np.float32)
     y = _rng(1).normal(size=(5000, 512)).astype(np.float32)
     start = time.perf_counter()
     value = M.mmd_rbf(x, y)
     elapsed = time.perf_counter() - start
-    assert np.isfinite(value) and value >= 0.0
+    sigma = M.rbf_bandwidth(x, y)
+    expected = (1 / 5000 + 1 / 5000) * (1 - (1 + 2 / sigma**2) ** (-512 / 2))
+    assert value == pytest.approx(expected, rel=0.15)
     print(f"mmd_rbf 5000 x 5000 x 512: {elapsed:.2f} s")
 
 
@@ -597,3 +606,48 @@ def test_alignment_on_cuda_matches_cpu():
     assert M.mmd_rbf(x, y, device="cuda") == pytest.approx(M.mmd_rbf(x, y), rel=1e-10)
     assert M.mmd_rbf(x, y, device="cuda", precision="float32") == pytest.approx(M.mmd_rbf(x, y), rel=1e-4)
     assert M.wasserstein(x, x, device="cuda") == 0.0
+
+
+UNGUARDED_SCRIPT = """
+import numpy as np
+from emorank.metrics import alignment_trials
+
+rng = np.random.default_rng(0)
+a, t = rng.normal(size=(1200, 16)), rng.normal(size=(1200, 16))
+{call}
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _in_process_mmd() -> float:
+    rng = np.random.default_rng(0)
+    a, t = rng.normal(size=(1200, 16)), rng.normal(size=(1200, 16))
+    return M.alignment_trials(a, t, n_trials=2, n_pairs=1000, workers=1)["mmd"]["mean"]
+
+
+@pytest.mark.parametrize("call", [
+    'print(repr(alignment_trials(a, t, n_trials=2, n_pairs=1000)["mmd"]["mean"]))',  # default workers: 2 cores
+    'def run():\n    return alignment_trials(a, t, n_trials=2, n_pairs=1000, workers=2)\nprint(repr(run()["mmd"]["mean"]))',
+])
+def test_alignment_trials_in_a_script_without_main_guard_finishes_in_process(tmp_path, call):
+    """Spawned workers re-ran the unguarded script, failed to start their own pool, and the parent waited forever
+    (any evaluate() on more than 1,250 test clips from top-level code)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT.format(call=call))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip()) == _in_process_mmd()
+    assert "without an `if __name__ == \"__main__\":` guard" in out.stderr
+
+
+def test_the_main_guard_is_found_in_a_scripts_source(tmp_path):
+    script = tmp_path / "s.py"
+    script.write_text("x = 1\nif __name__ == '__main__':\n    y = 2\n\n    z = 3\nif '__main__' == __name__:\n"
+                      "    w = 4\nelse:\n    v = 5\nif __name__ != '__main__':\n    u = 6\n")
+    assert [line for line in range(1, 12) if alignment._in_main_guard(str(script), line)] == [3, 4, 5, 7]
+    assert not alignment._in_main_guard(str(tmp_path / "missing.py"), 1)
+    assert not alignment._main_reruns_this_call()  # pytest's own __main__ runs its tests from under its guard

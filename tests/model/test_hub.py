@@ -190,3 +190,48 @@ def test_model_card_names_the_whisper_layer_pooling_and_weight_wheels(tmp_path):
         assert f"`{part.package}=={part.version}`" in body and part.sha256 in body
     egemaps = model_card(SHIPPED, license="mit").split("---\n", 2)[2]
     assert "Whisper" not in egemaps
+
+
+def test_push_without_a_hub_says_what_to_do_instead_of_a_traceback(tmp_path):
+    """No network, offline mode, a refused token: one sentence each on stderr, exit status 2, no traceback."""
+    import http.server
+    import os
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = b'{"error": "Invalid credentials in Authorization header"}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens there once the socket is closed
+    refusing = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=refusing.serve_forever, daemon=True).start()
+    root = Path(__file__).resolve().parents[2]
+    cases = {"cannot be reached": {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{closed}"},
+             "HF_HUB_OFFLINE is set": {"HF_HUB_OFFLINE": "1"},
+             "refused the upload": {"HF_HUB_OFFLINE": "0",
+                                    "HF_ENDPOINT": f"http://127.0.0.1:{refusing.server_address[1]}"}}
+    try:
+        for says, env in cases.items():
+            run = subprocess.run([sys.executable, "-m", "emorank", "push", str(SHIPPED), "--repo-id", "someone/x"],
+                                 capture_output=True, text=True, timeout=120, cwd=root,
+                                 env={**os.environ, "HF_TOKEN": "hf_not_a_token", "HF_HUB_ETAG_TIMEOUT": "5",
+                                      "HF_HUB_DOWNLOAD_TIMEOUT": "5", **env})
+            assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-600:]
+            assert run.stderr.startswith("error: ") and says in run.stderr and "run the command again" in run.stderr
+    finally:
+        refusing.shutdown()

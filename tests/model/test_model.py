@@ -1,11 +1,12 @@
 import json
+import os
 
 import numpy as np
 import pytest
 import torch
 
-from emorank.model.checkpoint import CheckpointError, read_checkpoint_config
-from emorank.model.core import EmotionRankCLAP, FeatureNormaliser, ModelConfig
+from emorank.model.checkpoint import CheckpointError, ModelConfig, list_checkpoints, read_checkpoint_config
+from emorank.model.core import EmotionRankCLAP, FeatureNormaliser
 
 
 def small_model(**kw) -> EmotionRankCLAP:
@@ -169,3 +170,120 @@ def test_utterance_normalisation_is_per_clip_and_ignores_speakers():
     np.testing.assert_allclose(norm(shifted), out[:2], rtol=1e-3, atol=1e-3)
     again = FeatureNormaliser.from_dict(json.loads(json.dumps(norm.to_dict())))
     np.testing.assert_allclose(again(x), out)
+
+
+# ------------------------------------------------------------------------------- saving, killed at any instant
+KILLED_SAVE = """
+import os, signal, sys
+import torch
+from emorank.model import EmotionRankCLAP, FeatureNormaliser, ModelConfig
+
+path, mode = sys.argv[1], sys.argv[2]
+torch.manual_seed(0)
+model = EmotionRankCLAP(ModelConfig(audio_dim=6, text_dim=5, embed_dim=8), FeatureNormaliser("none"))
+model.save(path)
+with torch.no_grad():
+    model.audio_proj.linear.bias.fill_(7.0)  # the new checkpoint: every audio bias 7
+kill = lambda: os.kill(os.getpid(), signal.SIGKILL)
+if mode == "between renames":  # a system without an atomic swap: two renames, killed after the first
+    try:
+        import emorank.model.atomic
+        emorank.model.atomic.exchange = lambda a, b: False
+    except ImportError:
+        pass
+    real = os.replace
+    def replace(src, dst):
+        real(src, dst)
+        if os.path.abspath(src) == os.path.abspath(path):
+            kill()
+    os.replace = replace
+elif mode == "after the swap":
+    import emorank.model.atomic
+    real = emorank.model.atomic.exchange
+    emorank.model.atomic.exchange = lambda a, b: (real(a, b), kill())
+elif mode == "while writing":
+    import safetensors.torch
+    real = safetensors.torch.save_file
+    safetensors.torch.save_file = lambda *a, **k: (real(*a, **k), kill())
+model.save(path)
+"""
+
+
+def killed_save(path, mode: str):
+    """Save a checkpoint at `path`, then a second one (audio bias 7) in a child process killed with SIGKILL at
+    `mode`."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(path), mode], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == -9, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("mode, new", [("between renames", True), ("after the swap", True),
+                                       ("while writing", False)])
+def test_a_save_killed_at_any_point_leaves_a_checkpoint_and_the_next_load_cleans_up(tmp_path, mode, new):
+    killed_save(tmp_path / "ckpt", mode)
+    loaded = EmotionRankCLAP.from_checkpoint(tmp_path / "ckpt")  # "not found" when killed between the renames
+    assert bool((loaded.audio_proj.linear.bias == 7.0).all()) == new
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # temporary folders of the dead save: gone
+
+
+def test_a_run_whose_save_was_killed_between_renames_is_listed(tmp_path):
+    run = tmp_path / "runs" / "mine"
+    run.mkdir(parents=True)
+    killed_save(run / "checkpoint", "between renames")
+    assert not (run / "checkpoint").exists()  # so the app listed no such run
+    assert list(list_checkpoints([], tmp_path / "runs")) == ["runs/mine"]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint"]
+
+
+def test_no_instant_of_a_save_leaves_the_path_without_a_checkpoint(tmp_path, monkeypatch):
+    """After every rename or removal a save makes, the path holds a whole checkpoint (old or new)."""
+    from emorank.model import atomic
+
+    model, path = small_model(), tmp_path / "ckpt"
+    model.save(path)
+    steps = []
+
+    def checked(fn):
+        def run(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            steps.append(fn.__name__)
+            read_checkpoint_config(path)  # raises CheckpointError "not found" in a gap
+            assert (path / "heads.safetensors").is_file()
+            return out
+        return run
+
+    monkeypatch.setattr("os.replace", checked(os.replace))
+    monkeypatch.setattr(atomic, "exchange", checked(atomic.exchange))
+    monkeypatch.setattr(atomic, "remove", checked(atomic.remove))
+    with torch.no_grad():
+        model.audio_proj.linear.bias.fill_(3.0)
+    model.save(path)
+    assert steps and bool((EmotionRankCLAP.from_checkpoint(path).audio_proj.linear.bias == 3.0).all())
+
+
+def test_leftovers_of_a_live_save_are_left_alone_and_old_style_leftovers_are_recovered(tmp_path):
+    import subprocess
+
+    model = small_model()
+    with subprocess.Popen(["sleep", "30"]) as live:
+        in_progress = tmp_path / f".ckpt.tmp-{live.pid}-abc123"
+        model.save(in_progress)
+        model.save(tmp_path / "ckpt")
+        read_checkpoint_config(tmp_path / "ckpt")
+        assert in_progress.is_dir()  # another process is writing it
+        live.kill()
+    live.wait()
+    read_checkpoint_config(tmp_path / "ckpt")
+    assert not in_progress.exists()  # its writer is gone
+    # emorank 0.x: killed between its renames, leaving ".ckpt.old-PID" (previous) and ".ckpt.XXXXXXXX" (new)
+    with torch.no_grad():
+        model.audio_proj.linear.bias.fill_(5.0)
+    model.save(tmp_path / "new")
+    (tmp_path / "ckpt").rename(tmp_path / f".ckpt.old-{live.pid}")
+    (tmp_path / "new").rename(tmp_path / ".ckpt.k2x_9abc")
+    loaded = EmotionRankCLAP.from_checkpoint(tmp_path / "ckpt")
+    assert bool((loaded.audio_proj.linear.bias == 5.0).all())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -60,6 +61,22 @@ def test_waveforms_at_another_rate_are_resampled():
     assert float(model.encode_audio(x16)[0] @ model.encode_audio(x48, sr=48000)[0]) > 0.99
 
 
+def test_a_t_by_c_array_is_one_multichannel_waveform():
+    """It was split into T waveforms of one sample each ("waveform 0: too short: 0.0000 s")."""
+    model = egemaps_model()
+    left, right = sine(220.0, 16000, 1.0, amp=0.4), sine(330.0, 16000, 1.0, amp=0.2)
+    stereo = np.stack([left, right], axis=1)  # [T, 2]
+    mono = model.encode_audio((left + right) / 2)
+    for given in (stereo, torch.from_numpy(stereo), [stereo], np.round(stereo * 32767).astype(np.int16)):
+        emb = model.encode_audio(given)
+        assert emb.shape == (1, 16) and float(emb[0] @ mono[0]) > 0.999
+    a, b = model.encode_audio([stereo, left])  # a list mixes [T, C] and [T] waveforms
+    assert float(a @ mono[0]) > 0.999 and float(b @ model.encode_audio(left)[0]) > 0.999
+    with pytest.raises(ValueError, match=r"one waveform of shape \[T, C\] with at most 64 channels, got shape "
+                                         r"\(3, 16000\); to encode several waveforms pass a list of 1-D arrays"):
+        model.encode_audio(np.stack([left, right, left])[:, :16000])
+
+
 def test_waveforms_get_the_file_limits_before_any_feature_work():
     model = egemaps_model()
     t0 = time.perf_counter()
@@ -99,6 +116,71 @@ def test_cli_refuses_a_nan_checkpoint_with_exit_2(tmp_path, capsys):
                "--cache", str(tmp_path / "c.sqlite")])
     err = capsys.readouterr().err
     assert rc == 2 and "NaN or infinite weights in text_proj.linear.bias" in err and "Traceback" not in err
+
+
+CRAFTED_LOAD = """
+import json, resource, sys, time
+from emorank.model import CheckpointError, EmotionRankCLAP
+
+good, crafted = sys.argv[1:3]
+EmotionRankCLAP.from_checkpoint(good)  # lazy imports and first allocations happen here, not in the measure
+vm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:")) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + (3 << 29), resource.RLIM_INFINITY))  # a guard: 1.5 GB more at most
+before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+try:
+    EmotionRankCLAP.from_checkpoint(crafted)
+    message = "loaded"
+except CheckpointError as err:
+    message = str(err)
+except BaseException as err:
+    message = f"{type(err).__name__}: {err}"
+seconds = time.perf_counter() - start
+grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(json.dumps({"message": message, "seconds": seconds, "grew_mb": grew}))
+"""
+
+
+@pytest.mark.parametrize("dims, message", [
+    ({"embed_dim": 2_000_000}, r"model.embed_dim = 2000000 is outside 1..8192"),  # 3.9 GB and 48 s before
+    ({"audio_dim": 20_000, "text_dim": 20_000, "embed_dim": 4096},  # in bounds; 650 MB before the mismatch
+     r"does not match its own config.json: heads.safetensors holds audio_proj.linear.weight of shape \[8, 6\], "
+     r"the config asks for \[4096, 20000\]"),
+])
+def test_a_crafted_1kb_checkpoint_is_refused_fast_without_allocating(tmp_path, dims, message):
+    import subprocess
+    import sys
+
+    good = small_model().save(tmp_path / "good")
+    crafted = small_model().save(tmp_path / "crafted")
+    cfg = json.loads((crafted / "config.json").read_text())
+    cfg["model"].update(dims)
+    (crafted / "config.json").write_text(json.dumps(cfg))
+    assert sum(f.stat().st_size for f in crafted.iterdir()) < 2048
+    out = subprocess.run([sys.executable, "-c", CRAFTED_LOAD, str(good), str(crafted)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["seconds"] < 1.0 and result["grew_mb"] < 50, result
+    assert re.search(message, result["message"]), result["message"]
+
+
+@pytest.mark.parametrize("field, value", [("temperature_init", 0.0), ("max_logit_scale", -1.0),
+                                          ("audio_dim", 0), ("text_dim", -5)])
+def test_sizes_and_scales_out_of_bounds_are_refused(tmp_path, field, value):
+    path = small_model().save(tmp_path / "ckpt")
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["model"][field] = value
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=f"model.{field} = .* is outside"):
+        EmotionRankCLAP.from_checkpoint(path)
+
+
+def test_a_heads_file_shorter_than_its_header_says_is_refused(tmp_path):
+    path = small_model().save(tmp_path / "ckpt")
+    data = (path / "heads.safetensors").read_bytes()
+    (path / "heads.safetensors").write_bytes(data[:-4])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        EmotionRankCLAP.from_checkpoint(path)
 
 
 @pytest.mark.parametrize("mutate, message", [

@@ -42,10 +42,22 @@ def test_ordinal_neighbours_never_repeat_a_clip(collection):
 
 
 def test_estimate_va_is_on_the_label_scale_and_tracks_arousal(collection):
+    """The estimate is the softmax(similarity / temperature)-weighted mean of the caption grid's points, row by
+    row, and it separates the clips rated most and least aroused by more than a scale point."""
+    from emorank.metrics.va import va_grid
+    from emorank.search.retrieval import grid_embeddings
+
     est = collection.estimate_va(collection.audio_emb)
     assert est.shape == (len(collection), 2)
-    assert est.min() >= 1 and est.max() <= 7
-    assert np.corrcoef(est[:, 1], collection.manifest.arousal)[0, 1] > 0.3
+    grid, grid_emb = grid_embeddings(collection.model, cache=collection.cache)
+    assert np.array_equal(grid, va_grid())
+    for i in range(0, len(collection), 7):
+        w = np.exp((grid_emb @ collection.audio_emb[i]) / 0.02)  # the default temperature
+        np.testing.assert_allclose(est[i], w @ grid / w.sum(), rtol=1e-5)  # float32 similarities
+    arousal = collection.manifest.arousal
+    assert np.corrcoef(est[:, 1], arousal)[0, 1] > 0.3
+    high, low = arousal >= np.quantile(arousal, 0.75), arousal <= np.quantile(arousal, 0.25)
+    assert est[high, 1].mean() - est[low, 1].mean() > 1.0
 
 
 def test_search_by_embedding_finds_the_clip_itself_first(collection):
@@ -101,7 +113,10 @@ def test_search_matches_the_former_full_sort_including_ties(tied):
             assert [h.score for h in hits] == [float(scores[h.row]) for h in hits]
     first = tied.search_embedding(tied.audio_emb[3], 3)
     assert [h.row for h in first] == [3, 4, 5]  # three identical clips: lowest row first
-    assert tied.search_embedding(tied.audio_emb[0], 0) == []
+    for bad in (0, -1, 1e308, 10 ** 400, 2.5, True):  # refused, never an empty answer or a 309-digit message
+        with pytest.raises(ValueError, match=r"^k \(clips to return\) must be a whole number from 1 to 10000, "
+                                             r"got .{1,40}$"):
+            tied.search_embedding(tied.audio_emb[0], bad)
 
 
 def test_ordinal_strip_matches_the_former_implementation(tied):

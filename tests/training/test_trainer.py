@@ -214,3 +214,28 @@ def test_initial_temperature_is_the_configs_else_the_systems_else_one():
     assert temperature_init(TrainConfig(system="emotionrankclap-plus", temperature_init=1.0)) == 1.0
     assert TrainConfig.paper().temperature_init is None
     TrainConfig(temperature_init=None).validate()
+
+
+def test_the_loss_gets_the_manifest_labels_in_float64(monkeypatch, tmp_path):
+    """Means of ratings (k/15 steps) reach the loss bit for bit; _Tensors cast them to float32 before."""
+    import emorank.training.trainer as train_module
+
+    data = make_prepared(n_train=64, n_dev=32)
+    rng = np.random.default_rng(0)
+    data.labels = 1 + rng.integers(0, 91, size=data.labels.shape) / 15  # float64 means of 15 ratings
+    seen = []
+
+    def spying(name, **kwargs):
+        loss = build_loss(name, **kwargs)
+
+        def forward(*args, labels=None, **kw):
+            seen.append(labels.detach().cpu())
+            return loss(*args, labels=labels, **kw)
+        return forward
+
+    monkeypatch.setattr(train_module, "build_loss", spying)
+    fit(data, tmp_path, epochs=1)
+    assert seen and all(y.dtype == torch.float64 for y in seen)
+    rows = {tuple(row) for row in data.labels.tolist()}
+    assert all(tuple(row) in rows for y in seen for row in y.tolist())  # the very float64 values, no rounding
+    assert _Tensors(build_model(TrainConfig(), data), data, "dev", torch.device("cpu")).labels.dtype == torch.float64

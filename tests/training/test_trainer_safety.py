@@ -122,6 +122,41 @@ def test_state_is_safetensors_with_json_metadata_not_a_pickle(tmp_path):
     assert meta["format"] == "emorank-train-state" and meta["epoch"] == 0 and meta["config"]["epochs"] == 4
 
 
+KILLED_STATE_WRITE = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[2])
+import safetensors.torch
+from conftest import make_prepared
+from emorank.training.trainer import TrainConfig, train
+
+real = safetensors.torch.save_file
+def save_file(tensors, filename, metadata=None):  # the state file written, then killed before its rename
+    real(tensors, filename, metadata=metadata)
+    if metadata and "emorank" in metadata:
+        os.kill(os.getpid(), signal.SIGKILL)
+safetensors.torch.save_file = save_file
+data = make_prepared(n_train=64, n_dev=32)
+train(data.manifest, TrainConfig(epochs=3, device="cpu", batch_size=32, lr=1e-3), sys.argv[1], data=data,
+      progress=False)
+"""
+
+
+def test_state_files_of_a_run_killed_while_writing_are_removed_at_the_next_start(tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-c", KILLED_STATE_WRITE, str(run), os.path.dirname(os.path.dirname(__file__))],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == -9, out.stderr[-2000:]
+    leftovers = [p.name for p in run.iterdir() if p.name.startswith(f".{STATE_FILE}.")]
+    assert len(leftovers) == 1 and not (run / STATE_FILE).exists()
+    (run / f".{STATE_FILE}.k2x_9abc.tmp").write_bytes(b"left by emorank 0.x")
+    data = make_prepared(n_train=64, n_dev=32)
+    train(data.manifest, TrainConfig(epochs=1, **CPU), run, data=data, resume=True, progress=False)
+    assert not [p.name for p in run.iterdir() if p.name.startswith(f".{STATE_FILE}.")]
+
+
 class _Payload:
     """Unpickling this writes a marker file: proof that a loader ran code from the state file."""
 

@@ -7,12 +7,12 @@ import logging
 
 import gradio as gr
 import numpy as np
-from emorank.app.bounds import DEMO_TEST, WorkspaceError
 
 from emorank.app.bounds import ANALYSE_K
 from emorank.app.errors import friendly
 from emorank.app.formatting import _hit_label, _hit_table
 from emorank.app.serving import _player
+from emorank.app.analysis import MATCHING
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +21,16 @@ class AnalyseHandlers:
     """Analyse-tab handlers (mixed into :class:`~emorank.app.handlers.Handlers`)."""
 
     @friendly
-    def api_analyse(self, audio: str | None, checkpoint: str = "emotionrankclap", collection: str = DEMO_TEST,
+    def api_analyse(self, audio: str, checkpoint: str = "emotionrankclap", collection: str = MATCHING,
                     k: int = ANALYSE_K) -> dict:
         """Analyse a voice clip: its estimated valence and arousal (1..7), the nearest speaking-style captions and
         the nearest clips of a collection.
 
         Args:
-            audio: a speech recording (WAV, FLAC, OGG or MP3; 0.3 to 30 seconds).
+            audio: a speech clip (0.3-30 s, at most 12 MB): its http(s) URL, or data:audio/wav;base64,... data.
             checkpoint: a checkpoint name; one trained on real speech (e.g. emotionrankclap-plus-ravdess) for people.
-            collection: the collection to find similar clips in.
+            collection: the collection to find similar clips in; by default one of the corpus the checkpoint was
+                trained on (none when no such collection is loaded: "neighbours" then says so).
             k: how many captions and clips to return (1 to 20).
         """
         res = self._analyse(audio, checkpoint, collection, k)
@@ -38,8 +39,6 @@ class AnalyseHandlers:
     def _analyse(self, audio, checkpoint, collection, k) -> dict:
         if not audio:
             raise gr.Error("upload or record a clip first", print_exception=False)
-        if not isinstance(audio, str):
-            raise WorkspaceError("the clip must be an uploaded audio file")
         return self.ws.analyse(audio, checkpoint, collection, k)
 
     @friendly
@@ -49,7 +48,7 @@ class AnalyseHandlers:
 
         res = self._analyse(audio, checkpoint, collection, ANALYSE_K)
         clips = res["clips"]
-        fig = va_plane_figure(np.array([[c["valence"], c["arousal"]] for c in clips]),
+        fig = va_plane_figure(np.array([[c["valence"], c["arousal"]] for c in clips]).reshape(-1, 2),
                               query=(res["valence"], res["arousal"]), labels=[c["id"] for c in clips],
                               title="Your clip (star) and its nearest clips")
         corpus, real = self.ws.trained_on(checkpoint)
@@ -57,7 +56,7 @@ class AnalyseHandlers:
                    f"embedding under `{checkpoint}`, trained on {corpus}; {res['seconds']:.1f} s analysed)."
                    + ("" if real else " This checkpoint never heard a real voice: choose one trained on real speech "
                       "for people's recordings.") + "\n\n"
-                   f"Closest caption: *{res['captions'][0]['caption']}*")
+                   f"Closest caption: *{res['captions'][0]['caption']}*  \n{res['neighbours']}")
         captions = [[c["caption"], c["valence"], c["arousal"], c["similarity"]] for c in res["captions"]]
         players = [_player(c["file"], _hit_label(c), self.served) for c in clips]
         players += [_player(None, "", self.served)] * (ANALYSE_K - len(players))
@@ -68,12 +67,12 @@ class AnalyseHandlers:
         """Estimate where a voice clip sits on the valence-arousal plane.
 
         Args:
-            audio: a speech recording (WAV, FLAC, OGG or MP3; 0.3 to 30 seconds).
+            audio: a speech clip (0.3-30 s, at most 12 MB): its http(s) URL, or data:audio/wav;base64,... data.
             checkpoint: a checkpoint name; one trained on real speech (e.g. emotionrankclap-plus-ravdess) for people.
 
         Returns:
             {"valence": 1..7, "arousal": 1..7, "caption": the closest speaking-style caption, "trained_on": ...}
         """
-        res = self._analyse(audio, checkpoint, DEMO_TEST, 1)
+        res = self._analyse(audio, checkpoint, None, 1)  # no neighbours: only the estimate
         return {"valence": res["valence"], "arousal": res["arousal"], "caption": res["captions"][0]["caption"],
                 "checkpoint": checkpoint, "trained_on": self.ws.trained_on(checkpoint)[0]}

@@ -48,7 +48,14 @@ class EmbeddingHandlers:
 
     def api_embedding_map(self, checkpoint: str, collection: str = DEMO_TEST, method: str = "pca",
                           max_points: int = 600) -> dict:
-        """2-D map (PCA or UMAP) of a checkpoint's audio and caption embeddings, with the modality-gap numbers."""
+        """2-D map (PCA or UMAP) of a checkpoint's audio and caption embeddings, with the modality-gap numbers.
+
+        Args:
+            checkpoint: a checkpoint name (see the checkpoints tool), e.g. emotionrankclap.
+            collection: a collection name (see the collections tool).
+            method: pca (fast) or umap (slow on first use).
+            max_points: clips drawn, at most (10 to 2000).
+        """
         emap, la, lt, na, nt, _, _ = friendly(self._map)(checkpoint, collection, method, max_points)
 
         def rows(coords, labels, names, key):

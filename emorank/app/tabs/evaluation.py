@@ -24,7 +24,16 @@ class EvaluationHandlers:
     # ----------------------------------------------------------------------------- evaluate
     def api_evaluate(self, checkpoints: list[str], collection: str = DEMO_TEST, split: str = "test",
                      n_trials: int = 30, n_lists: int = 100) -> dict:
-        """The paper's protocol on each checkpoint: {"reports": {name: report}, "table": markdown}."""
+        """The paper's protocol on each checkpoint (alignment, ordinality, retrieval, V-A agreement; takes minutes):
+        {"reports": {name: report}, "table": markdown}.
+
+        Args:
+            checkpoints: one to four checkpoint names (see the checkpoints tool).
+            collection: a labelled collection (see the collections tool).
+            split: test, dev or train.
+            n_trials: alignment trials (2 to 30; the paper: 30).
+            n_lists: ordinality lists per axis (10 to 100; the paper: 100).
+        """
         return friendly(self._evaluate)(checkpoints, collection, split, n_trials, n_lists, None)
 
     @gpu
@@ -69,6 +78,7 @@ class EvaluationHandlers:
         return [{"name": n, "label": self.ws.checkpoint_label(n)} for n in self.ws.checkpoints()]
 
     def api_collections(self) -> list[dict]:
-        """Available collections: name, clips, labelled, origin (a description, never a server path)."""
-        return [{"name": n, "clips": len(s.manifest), "labelled": s.labelled, "origin": s.origin}
+        """Available collections: name, clips, labelled, origin (a description, never a server path), corpus
+        (demo, ravdess, ...; empty when unknown)."""
+        return [{"name": n, "clips": len(s.manifest), "labelled": s.labelled, "origin": s.origin, "corpus": s.corpus}
                 for n, s in self.ws.collections().items()]

@@ -18,7 +18,7 @@ from emorank.app.formatting import (
     _share_link,
     _tau_reference,
 )
-from emorank.app.serving import _player, _progress_fn, _under
+from emorank.app.serving import _player, _progress_fn
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +56,23 @@ class ExploreHandlers:
         point = self._point(query, valence, arousal)
         index, records = self._search(checkpoint, collection, query, k, progress, point)
         where = point or self.ws.query_point(index, query)
+        fit = None if point else self.ws.text_typicality(checkpoint, index, query)
         fig = va_plane_figure(np.array([[r["valence"], r["arousal"]] for r in records]), query=where,
                               labels=[r["id"] for r in records], clickable=True,
                               title="Query (star) and its clips · click to query a point" if point else
                               "Free text (star: where the caption reads) · click to query a point")
         players = [_player(r["file"], _hit_label(r), self.served) for r in records[:MAX_K]]
         players += [_player(None, "", self.served)] * (MAX_K - len(players))
-        return (_hit_table(records), fig, *players, self._explain(checkpoint, records, where, point, query))
+        return (_hit_table(records), fig, *players, self._explain(checkpoint, records, where, point, query, fit))
 
-    def _explain(self, checkpoint, records, where, point, query) -> str:
+    def _explain(self, checkpoint, records, where, point, query, fit=None) -> str:
         dists = [r["distance"] for r in records if r.get("distance") is not None]
         reads = "" if point else f"The caption reads as valence {where[0]:.1f}, arousal {where[1]:.1f} under this checkpoint. "
+        if fit is not None and not fit.typical:
+            reads = (f"⚠️ The caption reads as valence {where[0]:.1f}, arousal {where[1]:.1f}, but this text is far "
+                     f"from the captions the heads learnt (similarity {fit.score:.2f} to the nearest template "
+                     f"caption; 95% of template phrasings reach {fit.threshold:.2f}), so that point is a guess: "
+                     f"phrase it like the examples (\"The person is speaking in a sad, calm way.\"). ")
         mean = (f"Δ is each clip's distance from the query on the 1-7 plane (labels); mean Δ {np.mean(dists):.2f}"
                 f"{' (clip V-A estimated: no labels)' if records and records[0]['labels'] == 'estimated' else ''}. "
                 if dists else "")
@@ -141,7 +147,8 @@ class ExploreHandlers:
     def api_retrieve(self, checkpoint: str = "emotionrankclap", collection: str = DEMO_TEST,
                      query: str = "", valence: float | None = None, arousal: float | None = None, k: int = 5) -> dict:
         """The emotional-speech clips of a collection that best match a speaking-style caption, or the caption of
-        a point on the valence-arousal plane.
+        a point on the valence-arousal plane. Free text also gets "text_typicality": how close it is to the template
+        captions the checkpoint learnt ("typical": false means the model is guessing).
 
         Args:
             checkpoint: a checkpoint name (see the checkpoints endpoint), e.g. emotionrankclap.
@@ -155,22 +162,25 @@ class ExploreHandlers:
 
     def _retrieve(self, checkpoint, collection, query, valence, arousal, k) -> dict:
         query = text(query, "the query caption", required=False)
+        free = bool(query)
         if not query:
             if valence is None or arousal is None:
                 raise WorkspaceError("give a query caption, or both valence and arousal")
             query = self.caption(valence, arousal)
-        _, records = self._search(checkpoint, collection, query, k)
-        return {"caption": query, "checkpoint": checkpoint, "collection": collection,
-                "hits": [self._public(r) for r in records]}
+        index, records = self._search(checkpoint, collection, query, k)
+        out = {"caption": query, "checkpoint": checkpoint, "collection": collection,
+               "hits": [self._public(r) for r in records]}
+        if free:  # how close free text is to the template captions (typical False: its V-A reading is a guess)
+            out["text_typicality"] = self.ws.text_typicality(checkpoint, index, query).to_dict()
+        return out
 
     def _public(self, record: dict) -> dict:
-        """A hit for the JSON API: the server's absolute "file" replaced by "url" (relative to the app, e.g.
-        /gradio_api/file=...) when the server serves the clip's file."""
-        from urllib.parse import quote
-
+        """A hit for the JSON API: the server's absolute "file" replaced by "url", an opaque link relative to the
+        app (`serving.ClipLinks`: "/gradio_api/emorank-clip/<token>.wav") when the server serves the clip."""
         out = {k: v for k, v in record.items() if k != "file"}
-        if _under(record["file"], self.served):
-            out["url"] = f"/gradio_api/file={quote(record['file'])}"
+        url = self.links.url(record["file"])
+        if url is not None:
+            out["url"] = url
         return out
 
     # ----------------------------------------------------------------------------- analyse

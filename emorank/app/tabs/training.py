@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 import gradio as gr
-from emorank.app.bounds import DEMO_ALL, MAX_NAME_CHARS, WorkspaceError, text
+from emorank.app.bounds import DEMO_ALL, MAX_NAME_CHARS, WorkspaceError, flag, text
 
 from emorank.app.jobs import JobBusyError
 
@@ -46,7 +46,7 @@ class TrainingHandlers:
         from emorank.training.trainer import TrainConfig
 
         whole_ = lambda v: int(v) if isinstance(v, float) and v.is_integer() else v  # noqa: E731 (sliders send 15.0)
-        budget = TrainConfig.paper if paper_budget is True else TrainConfig.recipe
+        budget = TrainConfig.paper if flag(paper_budget, "paper_budget") else TrainConfig.recipe
         config = budget(system=system, epochs=whole_(epochs), batch_size=whole_(batch_size), lr=lr,
                         seed=whole_(seed), workers=1)  # no forked extraction workers inside a threaded server
         config.validate()  # the trainer's own checks (emorank.training.trainer.ConfigError), shared with the CLI
