@@ -1,4 +1,4 @@
-"""Command line: `python -m emorank <command> --help` documents each command."""
+"""Command line: `emorank <command> --help` (or `python -m emorank <command> --help`) documents each command."""
 from __future__ import annotations
 
 import argparse
@@ -9,13 +9,14 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-DESCRIPTION = """emorank: EmotionRankCLAP and the emotion-CLAP family.
+DESCRIPTION = """emorank: EmotionRankCLAP and the emotion-CLAP family (`emorank`, or `python -m emorank`).
 
 commands:
   corpus    build the synthetic demo corpus (eSpeak NG, offline)
   features  fill the feature cache for a manifest
   train     train a system's projection heads on cached features
   evaluate  the paper's alignment and ordinality protocol (+ recall@k, V-A CCC)
+  compare   train + evaluate several systems (x seeds): the paper's Tables 1-2 with significance
   search    caption or valence-arousal point -> nearest clips
   caption   valence-arousal point -> speaking-style captions
   push      upload a checkpoint folder to the Hugging Face Hub with a generated model card
@@ -372,12 +373,18 @@ def cmd_push(args) -> int:
     from emorank.model.card import push_to_hub
 
     plan = push_to_hub(args.checkpoint, args.repo_id, private=args.private, dry_run=args.dry_run,
-                       license=args.license, dataset=args.dataset)
+                       license=args.license, dataset=args.dataset, eval_report=args.eval)
     card = "generated model card" if plan.card_generated else "the folder's own model card"
     verb = "would upload" if args.dry_run else "uploaded"
     print(f"{verb} to {plan.repo_id}{' (private)' if args.private else ''} ({card}):")
     for name, size in plan.files.items():
         print(f"  {name}\t{size} bytes")
+    if plan.eval_report is None:
+        print("no evaluation report found: the card has no metrics (run `emorank evaluate --checkpoint "
+              f"{args.checkpoint} ... --json {Path(args.checkpoint) / 'eval.json'}`, or pass --eval FILE)",
+              file=sys.stderr)
+    elif plan.eval_report.parent.resolve() != Path(args.checkpoint).resolve():
+        print(f"eval.json (the card's metrics) from {plan.eval_report}")
     if plan.url:
         print(plan.url)
     return 0
@@ -405,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     from emorank.losses import LOSSES
     from emorank.training.systems import CAPTION_BUILDERS, SYSTEMS
 
-    parser = argparse.ArgumentParser(prog="python -m emorank", description=DESCRIPTION,
+    parser = argparse.ArgumentParser(prog="emorank", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -499,6 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--license", help="licence id for the card (default: the checkpoint's own: its config, a "
                    "LICENSE file, or its corpus; e.g. cc-by-nc-sa-4.0 for RAVDESS-trained heads)")
     p.add_argument("--dataset", help="training corpus for the card when the config does not name it (e.g. ravdess)")
+    p.add_argument("--eval", metavar="FILE", help="evaluation report for the card and eval.json (default: the "
+                   "checkpoint's own eval.json, else the eval.json beside it, where `evaluate --json RUN/eval.json` "
+                   "writes for RUN/checkpoint)")
     p.set_defaults(func=cmd_push)
     return parser
 

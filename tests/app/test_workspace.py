@@ -358,3 +358,19 @@ def test_shipped_caption_features_match_the_encoder(tmp_path, session_cache):
     if SHIPPED_TEXT_FEATURES.is_file():  # the file in assets/ covers every caption the app embeds at start
         with np.load(SHIPPED_TEXT_FEATURES) as shipped:
             assert set(shipped["sha"].tolist()) >= {text_sha(t) for t in app_captions()}
+
+
+def test_the_background_build_stops_at_its_next_report_when_the_app_exits(tmp_path):
+    """At exit the build's cancel is set (emorank.app.shutdown): its next progress report ends it, so no torch
+    work is left running while Python finalises; the page is not told of an error."""
+    from emorank.app.build import BuildCancelled, BuildStatus, plan_demo
+
+    status = BuildStatus()
+    status.report(0.5, "half")
+    status.cancel.set()
+    with pytest.raises(BuildCancelled):
+        status.report(0.6, "more")
+    ws = Workspace(plan_demo(tmp_path / "data", checkpoint_dirs=[tmp_path / "none"]))
+    ws.build.cancel.set()
+    ws.build_demo(warm=False, n=4, workers=1)
+    assert ws.build.snapshot()["error"] == "" and not ws.build.ready.is_set()
