@@ -284,7 +284,6 @@ class CollectionsMixin:
             self._save_definitions()
 
     def _local_source(self, p: Path, labels: str | None) -> "CollectionSource":
-        from emorank.data.manifest import ManifestError
 
         files = scan_folder(p) if p.is_dir() else []  # bounded in entries and time: "/" is answered at once
         dataset = any((p / m).is_file() for m in DATASET_MARKERS) or any(f.suffix == ".parquet" for f in files)
