@@ -260,7 +260,8 @@ def build_app(h: Handlers) -> gr.Blocks:
                           visible=h.ws.allow_local_paths or h.ws.hub_datasets):  # the library refuses the rest
             with gr.Row():
                 new_path = gr.Textbox(label="Where", placeholder=hint, scale=3, min_width=240)
-                new_labels = gr.Textbox(label="Label columns (datasets)", placeholder="valence, arousal, 1-5  or  emotion",
+                new_labels = gr.Textbox(label="Label columns (datasets, labels CSV)",
+                                        placeholder="valence, arousal, 1-5  or  emotion",
                                         scale=2, min_width=200)
                 new_name = gr.Textbox(label="Name (optional)", scale=1, min_width=140)
                 add = gr.Button("Add", scale=1, min_width=80)

@@ -20,11 +20,19 @@ def test_caption_command_prints_distinct_digit_free_captions(capsys):
 
 
 def test_every_command_documents_itself(capsys):
-    for command in ["corpus", "features", "train", "evaluate", "compare", "search", "caption"]:
+    parser = build_parser()
+    commands = list(next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction)).choices)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    top = capsys.readouterr().out
+    assert top.startswith("usage: emorank ")  # the installed command's name (python -m emorank also works)
+    listed = [line.split()[0] for line in top.split("commands:")[1].splitlines() if line.startswith("  ")]
+    assert set(commands) <= set(listed), sorted(set(commands) - set(listed))  # compare too
+    for command in commands:
         with pytest.raises(SystemExit) as exit_info:
             build_parser().parse_args([command, "--help"])
         assert exit_info.value.code == 0
-        assert "usage: python -m emorank " + command in capsys.readouterr().out
+        assert "usage: emorank " + command in capsys.readouterr().out
 
 
 def test_unknown_system_is_rejected_with_the_valid_names(capsys, tmp_path):
@@ -47,8 +55,8 @@ def test_train_evaluate_search_pipeline(capsys, demo_corpus, tmp_path, session_c
     assert code == 0 and "epoch 2:" in out and "checkpoint:" in out
     ckpt = tmp_path / "run" / "checkpoint"
     code, out, _ = run(capsys, "evaluate", "--manifest", demo_corpus, "--checkpoint", ckpt, "--cache", cache,
-                       "--trials", 2, "--lists", 3, "--json", tmp_path / "eval.json")
-    report = json.loads((tmp_path / "eval.json").read_text())
+                       "--trials", 2, "--lists", 3, "--json", tmp_path / "run" / "eval.json")  # the README's layout
+    report = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert code == 0 and "AOC" in out
     assert set(report) >= {"alignment", "ordinality", "retrieval", "va_estimation"}
     assert set(report["alignment"]["mmd"]) >= {"mean", "std"} and set(report["ordinality"]["voc"]) >= {"mean", "std"}
@@ -57,6 +65,14 @@ def test_train_evaluate_search_pipeline(capsys, demo_corpus, tmp_path, session_c
     assert code == 0 and out.startswith("query: The person is speaking") and out.count(".wav") == 4
     with pytest.raises(SystemExit, match="either --text"):
         main(["search", "--manifest", str(demo_corpus), "--checkpoint", str(ckpt), "--valence", "2"])
+    # push finds the report beside the checkpoint (RUN/eval.json for RUN/checkpoint): the card has its metrics
+    code, out, err = run(capsys, "push", ckpt, "--repo-id", "someone/erc", "--license", "mit", "--dry-run")
+    assert code == 0 and "  eval.json" in out and "eval.json (the card's metrics) from" in out and not err
+    from emorank.model.card import model_card
+    assert "AOC" in model_card(ckpt) and "No evaluation report" not in model_card(ckpt)
+    (tmp_path / "run" / "eval.json").unlink()
+    code, out, err = run(capsys, "push", ckpt, "--repo-id", "someone/erc", "--license", "mit", "--dry-run")
+    assert code == 0 and "  eval.json" not in out and "no evaluation report found" in err
 
 
 def test_caption_a_manifest_with_the_builder_and_with_an_llm(capsys, tmp_path):

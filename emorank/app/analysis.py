@@ -72,11 +72,11 @@ class AnalysisMixin:
         from emorank.search.retrieval import VA_TEMPERATURE
 
         k = whole(k, "k (clips to return)", 1, MAX_ANALYSE_HITS)
-        chosen, note = self.neighbour_collection(checkpoint, collection)
         roots = [*self.upload_roots, *self.local_roots, *self.allowed_roots(), os.path.realpath(self.clips_dir)]
         with local_clip(clip, self.clips_dir, private_urls=self.private_urls) as path:
             path = confine(path, roots, "audio file")
             wav = load_audio(path, max_seconds=ANALYSE_MAX_SECONDS, min_seconds=ANALYSE_MIN_SECONDS)  # [T] 16 kHz
+        chosen, note = self.neighbour_collection(checkpoint, collection)  # after the clip: its problems come first
         index = self.index(checkpoint, chosen) if chosen is not None else None
         emb = (index.model if index is not None else self.model(checkpoint)).encode_audio(wav)  # [1, D]
         grid, grid_emb = self.grid(checkpoint)

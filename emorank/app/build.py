@@ -293,17 +293,25 @@ def log_skipped_checkpoint(name: str, folder: Path, problem: str, warned: set | 
     log.warning("checkpoint %s skipped (not listed): %s", name, line)
 
 
+class BuildCancelled(Exception):
+    """The app is exiting: the background build stops at its next progress report."""
+
+
 class BuildStatus:
-    """Progress of the app's background build (`Workspace.build_demo`), readable from any thread."""
+    """Progress of the app's background build (`Workspace.build_demo`), readable from any thread; `cancel` (set
+    at exit) makes the next progress report raise BuildCancelled, so the build ends before Python does."""
 
     def __init__(self, ready: bool = False) -> None:
         self._lock = threading.Lock()
         self.fraction, self.message, self.error, self.running = (1.0 if ready else 0.0), "", "", False
         self.ready = threading.Event()
+        self.cancel = threading.Event()
         if ready:
             self.ready.set()
 
     def report(self, fraction: float, message: str) -> None:
+        if self.cancel.is_set():
+            raise BuildCancelled("the app is exiting")
         with self._lock:
             self.fraction, self.message = float(min(max(fraction, 0.0), 1.0)), message
         log.info("[build %3.0f%%] %s", 100 * fraction, message)

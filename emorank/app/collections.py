@@ -159,6 +159,33 @@ def _corpus_folder(folder: Path, listed: Manifest) -> CollectionSource:
     return CollectionSource("", listed, False, f"folder {visible_name(folder)}")
 
 
+def _read_table(p: Path, labels: str | None) -> tuple[Manifest, str]:
+    """A CSV as (manifest, origin): the generic manifest (path, valence, arousal, ...) when no label columns are
+    named, else (or when it is not one) a labels table (`emorank.data.tables`): a file column with an emotion
+    category (made valence-arousal by the corpus proxies) or with valence and arousal on a stated scale."""
+    from emorank.data.manifest import ManifestError
+    from emorank.data.tables import read_labels_table
+
+    if not (labels or "").strip():
+        try:
+            return read_csv_manifest(p, check_files=False), f"manifest {p.name}"
+        except (ManifestError, UnicodeDecodeError, OSError):
+            pass  # not the generic format: read it as a labels table with the usual column names
+    options = parse_label_columns(labels) if (labels or "").strip() else {}
+    try:
+        manifest, dropped = read_labels_table(p, check_files=False, **options)
+    except (ManifestError, UnicodeDecodeError, OSError) as err:
+        reason = str(err).split(": ", 1)[-1] if str(err).startswith(str(p)) else str(err)
+        raise WorkspaceError(f"{p.name} could not be read as a manifest (path, valence, arousal) or as a labels "
+                             f"table (a file column and an emotion column, or valence and arousal): {reason}"
+                             ) from None
+    how = ("emotion categories as valence-arousal proxies" if any(manifest.emotion) else
+           "valence and arousal" + (f" rescaled from {options['scale'][0]:g}-{options['scale'][1]:g}"
+                                    if "scale" in options else ""))
+    skipped = f"; {dropped} row(s) whose category has no valence-arousal norm left out" if dropped else ""
+    return manifest, f"labels table {p.name} ({how}{skipped})"
+
+
 def corpus_title(corpus: str) -> str:
     """A corpus name as people write it (RAVDESS, CREMA-D, EmoDB, TESS; the demo corpus)."""
     return {"ravdess": "RAVDESS", "crema-d": "CREMA-D", "emodb": "EmoDB", "tess": "TESS", "iemocap": "IEMOCAP",
@@ -257,7 +284,6 @@ class CollectionsMixin:
             self._save_definitions()
 
     def _local_source(self, p: Path, labels: str | None) -> "CollectionSource":
-        from emorank.data.manifest import ManifestError
 
         files = scan_folder(p) if p.is_dir() else []  # bounded in entries and time: "/" is answered at once
         dataset = any((p / m).is_file() for m in DATASET_MARKERS) or any(f.suffix == ".parquet" for f in files)
@@ -268,18 +294,14 @@ class CollectionsMixin:
         if p.is_dir():
             return _corpus_folder(p, folder_manifest(p, roots=self.local_roots, files=files))
         if p.is_file() and p.suffix.lower() == ".csv":
-            try:
-                manifest = read_csv_manifest(p, check_files=False)
-            except (ManifestError, UnicodeDecodeError, OSError):
-                raise WorkspaceError(f"{p.name} is not a valid manifest CSV (columns path, valence, arousal; "
-                                     f"optional split, speaker, emotion)") from None
+            manifest, origin = _read_table(p, labels)
             outside = sum(not any(_inside(os.path.realpath(f), r) for r in self.local_roots) for f in manifest.path)
             if outside:
                 raise WorkspaceError(f"{p.name} names {outside} clip(s) outside the folders this server allows")
             missing = sum(not os.path.isfile(f) for f in manifest.path)
             if missing:
                 raise WorkspaceError(f"{p.name}: {missing} of its {len(manifest)} audio files are missing")
-            return CollectionSource("", manifest, True, f"manifest {p.name}")
+            return CollectionSource("", manifest, True, origin)
         if p.exists():
             raise WorkspaceError(f"{p.name} is neither a folder of audio, a dataset folder nor a manifest .csv file")
         raise WorkspaceError(f"{p.name} does not exist")

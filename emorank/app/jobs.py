@@ -27,12 +27,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from emorank.app.shutdown import finish_before_exit
 from emorank.data.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
 IDLE, RUNNING, STOPPING, DONE, STOPPED, FAILED = "idle", "running", "stopping", "done", "stopped", "failed"
 ACTIVE_STATES = (RUNNING, STOPPING)
+SHUTDOWN_WAIT_S = 60.0  # at exit, how long a running job may take to finish its step and save
 MAX_STEP_POINTS = 4000  # loss points kept for the curve; older points are thinned (every other one dropped)
 
 CheckpointFn = Callable[[str, Path], "str | None"]
@@ -164,6 +166,8 @@ class TrainingJobs:
             self._thread = threading.Thread(target=self._run, args=(manifest, config, out_dir, name, stop),
                                             name=f"emorank-train-{name}", daemon=True)
             self._thread.start()
+            # Ctrl-C (or any exit) while it trains: stop after the step, save, end before Python finalises
+            finish_before_exit(self._thread, stop.set, SHUTDOWN_WAIT_S)
             return copy.deepcopy(self._status)
 
     def stop(self) -> JobStatus:

@@ -39,7 +39,9 @@ from emorank.app.bounds import (
     whole,
 )
 from emorank.app.analysis import AnalysisMixin
+from emorank.app.shutdown import finish_before_exit
 from emorank.app.build import (
+    BuildCancelled,
     BuildStatus,
     DemoAssets,
     ensure_demo,
@@ -132,6 +134,9 @@ class Workspace(CheckpointsMixin, CollectionsMixin, AnalysisMixin):
                                                                                  assets.seconds)
             self.refresh_checkpoints()
             self._attach_demo()
+        except BuildCancelled:
+            log.info("the demo build stopped: the app is exiting")
+            return
         except Exception as err:  # noqa: BLE001 - the page must say so, the server must stay up
             log.exception("building the demo failed")
             with self.build._lock:
@@ -146,6 +151,7 @@ class Workspace(CheckpointsMixin, CollectionsMixin, AnalysisMixin):
         thread = threading.Thread(target=self.build_demo, kwargs={"warm": warm, **demo_kwargs},
                                   name="emorank-build", daemon=True)
         thread.start()
+        finish_before_exit(thread, self.build.cancel.set, 30.0)  # it runs torch: it must end before Python does
         return thread
 
     def allow_uploads_from(self, folder: str | os.PathLike) -> None:
@@ -312,6 +318,8 @@ class Workspace(CheckpointsMixin, CollectionsMixin, AnalysisMixin):
             steps = [lambda: self.model(name).encode_text("The person is speaking.")] if first else []
             steps += [lambda: self.grid(name)] + [lambda c=c: self.index(name, c) for c in collections if first]
             for step in steps:
+                if self.build.cancel.is_set():  # the app is exiting
+                    return
                 try:
                     step()
                 except Exception as err:  # noqa: BLE001 - a warm-up must never take the app down

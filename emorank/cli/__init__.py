@@ -21,7 +21,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     try:
         check_args(args)
     except UsageError as err:
-        print(f"python -m emorank {args.command}: error: {err}", file=sys.stderr)
+        print(f"emorank {args.command}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     return args
 

@@ -12,13 +12,14 @@ from dataclasses import replace
 from pathlib import Path
 
 
-DESCRIPTION = """emorank: EmotionRankCLAP and the emotion-CLAP family.
+DESCRIPTION = """emorank: EmotionRankCLAP and the emotion-CLAP family (`emorank`, or `python -m emorank`).
 
 commands:
   corpus    build the synthetic demo corpus (eSpeak NG, offline)
   features  fill the feature cache for a manifest
   train     train a system's projection heads on cached features
   evaluate  the paper's alignment and ordinality protocol (+ recall@k, V-A CCC)
+  compare   train + evaluate several systems (x seeds): the paper's Tables 1-2 with significance
   search    caption or valence-arousal point -> nearest clips
   caption   valence-arousal point -> speaking-style captions
   encode    audio files or a manifest -> embeddings file (.npz or .safetensors) with a checkpoint

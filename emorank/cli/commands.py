@@ -216,12 +216,18 @@ def cmd_push(args) -> int:
     from emorank.model.card import push_to_hub
 
     plan = push_to_hub(args.checkpoint, args.repo_id, private=args.private, dry_run=args.dry_run,
-                       license=args.license, dataset=args.dataset)
+                       license=args.license, dataset=args.dataset, eval_report=args.eval)
     card = "generated model card" if plan.card_generated else "the folder's own model card"
     verb = "would upload" if args.dry_run else "uploaded"
     print(f"{verb} to {plan.repo_id}{' (private)' if args.private else ''} ({card}):")
     for name, size in plan.files.items():
         print(f"  {name}\t{size} bytes")
+    if plan.eval_report is None:
+        print("no evaluation report found: the card has no metrics (run `emorank evaluate --checkpoint "
+              f"{args.checkpoint} ... --json {Path(args.checkpoint) / 'eval.json'}`, or pass --eval FILE)",
+              file=sys.stderr)
+    elif plan.eval_report.parent.resolve() != Path(args.checkpoint).resolve():
+        print(f"eval.json (the card's metrics) from {plan.eval_report}")
     if plan.url:
         print(plan.url)
     return 0

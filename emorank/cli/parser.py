@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     from emorank.losses import LOSSES
     from emorank.training.systems import CAPTION_BUILDERS, SYSTEMS
 
-    parser = argparse.ArgumentParser(prog="python -m emorank", description=DESCRIPTION,
+    parser = argparse.ArgumentParser(prog="emorank", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -233,5 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--license", help="licence id for the card (default: the checkpoint's own: its config, a "
                    "LICENSE file, or its corpus; e.g. cc-by-nc-sa-4.0 for RAVDESS-trained heads)")
     p.add_argument("--dataset", help="training corpus for the card when the config does not name it (e.g. ravdess)")
+    p.add_argument("--eval", metavar="FILE", help="evaluation report for the card and eval.json (default: the "
+                   "checkpoint's own eval.json, else the eval.json beside it, where `evaluate --json RUN/eval.json` "
+                   "writes for RUN/checkpoint)")
     p.set_defaults(func=cmd_push)
     return parser

@@ -78,14 +78,38 @@ def card_metrics(report: dict) -> list[dict]:
     return out
 
 
+def find_eval_report(folder: str | os.PathLike, explicit: str | os.PathLike | None = None) -> Path | None:
+    """The evaluation report of a checkpoint folder: `explicit` when given, else its own ``eval.json``, else the
+    ``eval.json`` beside it (a run folder ``RUN/`` holds ``RUN/checkpoint/``, and ``emorank evaluate --json
+    RUN/eval.json`` writes there) when that report evaluated this checkpoint's system; None when there is none."""
+    folder = Path(folder)
+    if explicit is not None:
+        if not Path(explicit).is_file():
+            raise FileNotFoundError(f"evaluation report {explicit} not found")
+        return Path(explicit)
+    if (folder / EVAL_FILE).is_file():
+        return folder / EVAL_FILE
+    beside = folder.parent / EVAL_FILE
+    if beside.is_file():
+        try:
+            system = json.loads(beside.read_text()).get("meta", {}).get("system")
+        except (OSError, ValueError, AttributeError):
+            return None
+        if system and system == (read_checkpoint_config(folder).get("system") or {}).get("name"):
+            return beside
+    return None
+
+
 def model_card(folder: str | os.PathLike, repo_id: str | None = None, *, license: str | None = None,
-               dataset: str | None = None) -> str:
-    """The generated ``README.md`` of a checkpoint folder (YAML metadata + body)."""
+               dataset: str | None = None, report_path: str | os.PathLike | None = None) -> str:
+    """The generated ``README.md`` of a checkpoint folder (YAML metadata + body); its metrics come from
+    `report_path`, else :func:`find_eval_report`."""
     from huggingface_hub import EvalResult, ModelCardData
 
     folder = Path(folder)
     config = read_checkpoint_config(folder)
-    report = json.loads((folder / EVAL_FILE).read_text()) if (folder / EVAL_FILE).is_file() else {}
+    found = Path(report_path) if report_path is not None else find_eval_report(folder)
+    report = json.loads(found.read_text()) if found is not None else {}
     licence = license or checkpoint_license(folder, config) or "other"
     corpus = (dataset or checkpoint_dataset(config) or "").strip().lower() or None
     corpus_name = CORPUS_LICENSES.get(corpus, (corpus,))[0] if corpus else "not stated"
@@ -204,6 +228,7 @@ class PushPlan:
     files: dict[str, int] = field(default_factory=dict)
     card_generated: bool = True
     url: str | None = None
+    eval_report: Path | None = None  # where eval.json (the card's metrics) comes from; None: no metrics
 
 
 def upload_files(folder: str | os.PathLike) -> list[str]:
@@ -215,8 +240,11 @@ def upload_files(folder: str | os.PathLike) -> list[str]:
 
 def push_to_hub(folder: str | os.PathLike, repo_id: str, *, private: bool = False, dry_run: bool = False,
                 license: str | None = None, dataset: str | None = None, token: str | None = None,
-                commit_message: str | None = None) -> PushPlan:
+                commit_message: str | None = None, eval_report: str | os.PathLike | None = None) -> PushPlan:
     """Upload a checkpoint folder (its :data:`CHECKPOINT_FILES` + a generated model card) to a Hub model repo.
+
+    The evaluation report uploaded as ``eval.json`` (and shown in the card) is :func:`find_eval_report`'s: the
+    given ``eval_report``, the folder's own, or the run folder's ``eval.json`` beside it.
 
     ``dry_run`` only builds the plan: no network. The checkpoint must load (strict checks) and state its licence
     (``license``, its config, a LICENSE file, or a known corpus): heads carry the licence of their training data.
@@ -233,10 +261,14 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
                               "RAVDESS-trained heads, mit for heads trained on the synthetic demo corpus) or add a "
                               "LICENSE file to the folder")
     generated = not (folder / CARD_FILE).is_file()
-    card = model_card(folder, repo_id, license=licence, dataset=dataset) if generated else None
-    plan = PushPlan(repo_id, card_generated=generated)
-    for name in upload_files(folder):
-        plan.files[name] = len(card.encode()) if name == CARD_FILE and generated else (folder / name).stat().st_size
+    report = find_eval_report(folder, eval_report)
+    card = model_card(folder, repo_id, license=licence, dataset=dataset, report_path=report) if generated else None
+    plan = PushPlan(repo_id, card_generated=generated, eval_report=report)
+    sources = {name: folder / name for name in upload_files(folder)}
+    if report is not None:
+        sources[EVAL_FILE] = report
+    for name, source in sources.items():
+        plan.files[name] = len(card.encode()) if name == CARD_FILE and generated else source.stat().st_size
     if dry_run:
         return plan
     from huggingface_hub import HfApi
@@ -247,7 +279,7 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
             if name == CARD_FILE and generated:
                 (Path(tmp) / name).write_text(card, encoding="utf-8")
             else:
-                shutil.copy2(folder / name, Path(tmp) / name)
+                shutil.copy2(sources[name], Path(tmp) / name)
         with _hub_errors(repo_id):
             url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
             api.upload_folder(repo_id=repo_id, folder_path=tmp, repo_type="model",

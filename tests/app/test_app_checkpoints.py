@@ -4,7 +4,6 @@ import logging
 import shutil
 from pathlib import Path
 
-import pytest
 
 from emorank.app.build import find_checkpoints
 from test_app import load_app

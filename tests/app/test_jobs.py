@@ -210,3 +210,49 @@ def test_a_job_leaves_cores_to_the_server_and_restores_torch_threads(prepared, t
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == nice_before
     finally:
         torch.set_num_threads(before)
+
+
+INTERRUPTED = """
+import os, signal, sys, threading, time
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from conftest import make_prepared
+from emorank.app.jobs import TrainingJobs
+from emorank.training.trainer import TrainConfig, train
+
+prepared = make_prepared(n_train=8192, n_dev=512, audio_dim=1024, text_dim=1024)  # steps long enough to be inside
+first = threading.Event()
+
+
+def runner(manifest, config, out_dir, cache=None, on_event=None, stop=None, progress=False):
+    def events(e):
+        on_event(e)
+        first.set()
+    return train(manifest, config, out_dir, data=prepared, on_event=events, stop=stop, progress=False)
+
+
+jobs = TrainingJobs(None, runner, cache_path=os.path.join(sys.argv[3], "c.sqlite"), threads=2)
+jobs.start(prepared.manifest, TrainConfig(epochs=500, batch_size=2048, device="cpu", lr=1e-3),
+           os.path.join(sys.argv[3], "run"), "r")
+assert first.wait(120)
+time.sleep(0.5)
+os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the job is inside a training step
+time.sleep(60)
+"""
+
+
+def test_ctrl_c_while_a_job_trains_exits_cleanly_and_keeps_the_checkpoint(tmp_path):
+    """Ctrl-C in a process whose background job is inside torch: the job stops after its step and saves, and the
+    process exits on the KeyboardInterrupt, not with an abort ("terminate called without an active exception",
+    "FATAL: exception not rethrown", status 134) from a daemon thread killed inside torch's C++."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parents[1]
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED)
+    run = subprocess.run([sys.executable, str(script), str(tests), str(tests.parent), str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode in (1, 130) and "KeyboardInterrupt" in run.stderr, (run.returncode, run.stderr[-800:])
+    assert "terminate called" not in run.stderr and "FATAL" not in run.stderr, run.stderr[-800:]
+    assert EmotionRankCLAP.from_checkpoint(tmp_path / "run" / "checkpoint").extra["stopped"] is True

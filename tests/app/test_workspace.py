@@ -402,3 +402,43 @@ def test_a_path_given_as_checkpoint_name_says_names_are_chosen_from_the_list(tmp
                      "available: emotionrankclap")
     assert str(tmp_path) not in str(err.value)
     assert ws.checkpoint_path("emotionrankclap") == (shipped / "emotionrankclap").resolve()
+
+
+def test_the_background_build_stops_at_its_next_report_when_the_app_exits(tmp_path):
+    """At exit the build's cancel is set (emorank.app.shutdown): its next progress report ends it, so no torch
+    work is left running while Python finalises; the page is not told of an error."""
+    from emorank.app.build import BuildCancelled, BuildStatus, plan_demo
+
+    status = BuildStatus()
+    status.report(0.5, "half")
+    status.cancel.set()
+    with pytest.raises(BuildCancelled):
+        status.report(0.6, "more")
+    ws = Workspace(plan_demo(tmp_path / "data", checkpoint_dirs=[tmp_path / "none"]))
+    ws.build.cancel.set()
+    ws.build_demo(warm=False, n=4, workers=1)
+    assert ws.build.snapshot()["error"] == "" and not ws.build.ready.is_set()
+
+
+def test_a_labels_table_with_file_and_emotion_columns_is_a_labelled_collection(ws, tmp_path, demo_corpus):
+    """labels.csv with `file` and `emotion` (what many corpora ship): read with the category proxies, whether the
+    label column is typed or found by its name; another scale for valence and arousal is taken when stated."""
+    from emorank.data.proxies import INTENSITY_FACTORS, category_va
+
+    clips = sorted((Path(demo_corpus).parent / "audio").glob("*.wav"))[:4]
+    for clip in clips:
+        shutil.copy(clip, tmp_path / clip.name)
+    rows = ["file,emotion"] + [f"{c.name},{e}" for c, e in zip(clips, ["happy", "sad", "anger", "other"])]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    for typed in ("emotion", ""):
+        source = ws.add_collection(tmp_path / "labels.csv", f"labels {typed or 'found'}", typed)
+        m = source.manifest
+        assert source.labelled and m.emotion == ["happy", "sad", "angry"] and len(m) == 3  # "other": no norm
+        assert (m.valence[0], m.arousal[0]) == pytest.approx(category_va("happy", INTENSITY_FACTORS["normal"])[:2])
+        assert "emotion categories as valence-arousal proxies" in source.origin and "1 row(s)" in source.origin
+    (tmp_path / "rated.csv").write_text("clip,val,aro\n" + "".join(f"{c.name},{i + 1},{5 - i}\n"
+                                                                  for i, c in enumerate(clips)))
+    source = ws.add_collection(tmp_path / "rated.csv", "rated", "val, aro, 1-5")
+    assert source.manifest.valence.tolist() == pytest.approx([1.0, 2.5, 4.0, 5.5])
+    with pytest.raises(WorkspaceError, match="no column 'mood'"):
+        ws.add_collection(tmp_path / "labels.csv", "bad", "mood")
