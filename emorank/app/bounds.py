@@ -218,7 +218,9 @@ def _unique(name: str, taken) -> str:
 MAX_K = 8  # audio players in the Explore tab
 ANALYSE_K = 5
 NONE = "(none)"
-REAL_SPEECH_DEFAULTS = ("emotionrankclap-plus-ravdess", "emotionrankclap-ravdess")
+# Analyse's default, first found first: the Whisper head (docs/results-whisper.md; skipped where its weight wheels
+# are not installed), then the eGeMAPS heads (the small option).
+REAL_SPEECH_DEFAULTS = ("emotionrankclap-plus-ravdess-whisper", "emotionrankclap-plus-ravdess", "emotionrankclap-ravdess")
 MAP_METHODS, MAP_COLOURS, SPLITS = ("pca", "umap"), ("modality", "valence", "arousal"), ("test", "dev", "train")
 # The Train tab's limits for visitors (tighter than the trainer's own: a public app shares one machine).
 MAX_EPOCHS, MAX_BATCH_SIZE = 500, 4096

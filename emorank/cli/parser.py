@@ -81,9 +81,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="paper: 64")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3, ours; paper: 1e-4)")
     p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--temperature", type=float, default=1.0, help="initial temperature (paper: 1.0)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="initial temperature (default: the system's own; the paper's systems: 1.0)")
     p.add_argument("--caption-seed", type=int, default=0)
-    p.add_argument("--audio-norm", default="auto", choices=["auto", "speaker", "global", "none"])
+    p.add_argument("--audio-norm", default="auto", choices=["auto", "speaker", "global", "utterance", "none"])
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
 

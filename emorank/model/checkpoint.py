@@ -42,7 +42,7 @@ class CheckpointError(ValueError):
     """A checkpoint folder is missing, corrupt, or does not match the configuration it is used with."""
 
 
-NORMALISER_MODES = ("speaker", "global", "none")  # see emorank.model.core.FeatureNormaliser
+NORMALISER_MODES = ("speaker", "global", "utterance", "none")  # see emorank.model.core.FeatureNormaliser
 
 
 @dataclass

@@ -48,8 +48,13 @@ class FeatureNormaliser:
 
     mode = "speaker": rows of a speaker with at least `min_speaker_rows` rows are z-scored with that speaker's own
     mean/std; other rows (unknown or rare speakers, single uploaded clips) use the global statistics fitted on the
-    training split. mode = "global": global statistics only. mode = "none": identity (neural encoders).
-    Our interpretation: min_speaker_rows = 5, std floor 1e-6.
+    training split. mode = "global": global (corpus-level) statistics only. mode = "utterance": each clip on its
+    own, so nothing about other clips or speakers is needed: the global z-score (which puts the dimensions on one
+    scale), then the clip's vector z-scored over its own dimensions (minus its mean over the dimensions, divided by
+    its standard deviation over them; our interpretation of per-utterance normalisation for pooled clip vectors,
+    where a per-frame CMVN would leave nothing of a mean-pooled vector). It removes a per-clip offset and scale
+    of the whole representation (e.g. what a channel or a gain adds to every dimension alike). mode = "none":
+    identity. Our interpretation: min_speaker_rows = 5, std floor 1e-6.
     """
 
     MODES = NORMALISER_MODES
@@ -76,6 +81,8 @@ class FeatureNormaliser:
         if self.mean is None:
             raise CheckpointError("feature normaliser used before it was fitted")
         out = (x - self.mean) / self.std
+        if self.mode == "utterance" and out.shape[1] > 1:
+            out = (out - out.mean(axis=1, keepdims=True)) / np.maximum(out.std(axis=1, keepdims=True), 1e-6)
         if self.mode == "speaker" and speakers is not None:
             self._speaker_zscore(x, np.asarray(list(speakers), dtype=object), out)
         return out.astype(np.float32)

@@ -411,6 +411,24 @@ def test_encoder_shapes_layers_pooling_and_batches(fake_weights):
     assert base.encode([]).shape == (0, 384)
 
 
+def test_encode_uses_one_thread_and_restores_the_former_count(fake_weights, monkeypatch):
+    seen = []
+    real = whisper.encoder_hidden_states
+    monkeypatch.setattr(whisper, "encoder_hidden_states",
+                        lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
+    before = torch.get_num_threads()
+    one = WhisperTinyEnEncoder(device="cpu").encode(_clip(0.3))
+    assert seen == [1] and torch.get_num_threads() == before
+    torch.set_num_threads(2)
+    try:
+        untouched = WhisperTinyEnEncoder(device="cpu", threads=None).encode(_clip(0.3))
+        assert seen[-1] == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(one, untouched, rtol=1e-5, atol=1e-5)
+    assert WhisperTinyEnEncoder(threads=2).fingerprint() == WhisperTinyEnEncoder().fingerprint()
+
+
 def test_the_wheel_code_is_never_imported(fake_weights):
     WhisperTinyEnEncoder(device="cpu").encode(_clip(0.2))
     assert "fake_whisper_a" not in sys.modules and "fake_whisper_b" not in sys.modules
@@ -468,9 +486,9 @@ def test_registry_and_defaults():
     assert AUDIO_ENCODERS["whisper-base"] is WhisperBaseEncoder
     assert AUDIO_ENCODERS["whisper-tiny-en"] is WhisperTinyEnEncoder
     base, tiny = build_audio_encoder("whisper-base"), build_audio_encoder("whisper-tiny-en")
-    assert (base.layers, base.pooling, base.pad, base.dim) == ((3,), "mean", False, 512)
+    assert (base.layers, base.pooling, base.pad, base.dim) == ((3,), "mean_std", False, 1024)  # chosen on dev
     assert (tiny.layers, tiny.pooling, tiny.pad, tiny.dim) == ((2,), "mean", False, 384)
-    assert WhisperBaseEncoder(layer=-1).layers == (6,) and WhisperBaseEncoder(layer=[1, 6]).dim == 1024
+    assert WhisperBaseEncoder(layer=-1).layers == (6,) and WhisperBaseEncoder(layer=[1, 6], pooling="mean").dim == 1024
     with pytest.raises(EncoderInputError, match="does not take 'model'"):
         build_audio_encoder("whisper-base", model="x")
 
@@ -479,7 +497,7 @@ def test_registry_and_defaults():
     ({"layer": 7}, "blocks 1..6"), ({"layer": -2}, "blocks 1..6"), ({"layer": []}, "block index"),
     ({"layer": True}, "block index"), ({"layer": [2, 2]}, "twice"), ({"layer": "3"}, "block index"),
     ({"pooling": "max"}, "pooling must be one of mean, mean_std"), ({"crop_seconds": 31}, r"\(0, 30\]"),
-    ({"batch_size": 0}, "batch_size"),
+    ({"batch_size": 0}, "batch_size"), ({"threads": 0}, "threads"), ({"threads": True}, "threads"),
 ])
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(EncoderInputError, match=message):
@@ -488,8 +506,8 @@ def test_bad_settings_are_refused(kwargs, message):
 
 def test_fingerprint_changes_with_everything_that_changes_the_output(monkeypatch):
     fp = WhisperBaseEncoder().fingerprint()
-    assert fp == WhisperBaseEncoder(layer=[3], batch_size=2, device="cpu").fingerprint()
-    others = [WhisperBaseEncoder(layer=4), WhisperBaseEncoder(layer=[3, 4]), WhisperBaseEncoder(pooling="mean_std"),
+    assert fp == WhisperBaseEncoder(layer=[3], batch_size=2, device="cpu", threads=2).fingerprint()
+    others = [WhisperBaseEncoder(layer=4), WhisperBaseEncoder(layer=[3, 4]), WhisperBaseEncoder(pooling="mean"),
               WhisperBaseEncoder(pad=True), WhisperBaseEncoder(crop_seconds=10), WhisperTinyEnEncoder(layer=3)]
     prints = {fp, *(e.fingerprint() for e in others)}
     assert len(prints) == 1 + len(others)

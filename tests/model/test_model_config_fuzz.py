@@ -110,7 +110,7 @@ def test_undecodable_or_deeply_nested_config_is_a_checkpoint_error(template):
     (("model", "embed_dim"), "512", "model.embed_dim must be an integer, got a JSON string"),
     (("model", "audio_dim"), True, "model.audio_dim must be an integer, got a JSON boolean"),
     (("model", "audio_encoder_kwargs"), None, "model.audio_encoder_kwargs must be an object"),
-    (("normaliser", "mode"), "zscore", "normaliser.mode must be one of speaker, global, none"),
+    (("normaliser", "mode"), "zscore", "normaliser.mode must be one of speaker, global, utterance, none"),
     (("normaliser", "mean"), ["a"], "normaliser.mean must be a list of numbers"),
     (("system",), "emotionrankclap", "system must be an object"),
     (("system", "title"), {"x": 1}, "system.title must be a string or null"),

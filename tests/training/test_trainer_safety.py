@@ -52,7 +52,7 @@ CPU = {"device": "cpu", "batch_size": 32, "lr": 1e-3}
     ("captions", "nope", "unknown captions 'nope'; valid captions names: .*va"),
     ("audio_encoder", "nope", "unknown audio_encoder 'nope'; valid audio_encoder names: egemaps"),
     ("text_encoder", "nope", "unknown text_encoder 'nope'; valid text_encoder names: minilm"),
-    ("audio_norm", "z", "unknown audio_norm 'z'; valid audio_norm names: auto, speaker, global, none"),
+    ("audio_norm", "z", "unknown audio_norm 'z'; valid audio_norm names: auto, speaker, global, utterance, none"),
     ("device", "gpu", "device must be auto, cpu, mps, cuda or cuda:N, got 'gpu'"),
     ("loss_kwargs", None, "loss_kwargs must be a dict"),
 ])
