@@ -1,7 +1,7 @@
 """Normalisations on the shift suite, and Analyse without speaker statistics (issue 13, item 3).
 
     shift     evaluate checkpoints on every shift condition of a split (default: dev actors 17-19, for choosing)
-              with the robustness module (emorank.robustness); checkpoints named ``<tag>-s<seed>`` are averaged
+              with the robustness module (emorank.evaluation.robustness); checkpoints named ``<tag>-s<seed>`` are averaged
               over seeds. Writes OUT/shift-<split>.json and .md.
     speakers  evaluate checkpoints on a split twice: with each clip's speaker given (the speaker normaliser uses
               that speaker's own statistics) and withheld (every speaker blank: the global training statistics,
@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
-import importlib.util
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,19 +29,10 @@ KEYS = ("aoc", "voc", "label_r@1")
 
 
 def robustness_module():
-    """emorank.robustness; before branch s13 is merged, its file from that branch (read, not checked out)."""
-    try:
-        return importlib.import_module("emorank.robustness")
-    except ImportError:
-        src = subprocess.run(["git", "-C", str(ROOT), "show", "s13:emorank/robustness.py"], check=True,
-                             capture_output=True, text=True).stdout
-        path = Path("/tmp/emorank_robustness_s13.py")
-        path.write_text(src)
-        spec = importlib.util.spec_from_file_location("emorank_robustness_s13", path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod
-        spec.loader.exec_module(mod)
-        return mod
+    """The shift suite (emorank.evaluation.robustness)."""
+    from emorank.evaluation import robustness
+
+    return robustness
 
 
 def group_of(path: str) -> str:

@@ -177,21 +177,6 @@ def test_push_refuses_without_a_licence_or_with_a_bad_repo_id(tmp_path, capsys):
         push_to_hub(folder, "someone/emorank-demo", dry_run=True, license="mit")
 
 
-def test_model_card_names_the_whisper_layer_pooling_and_weight_wheels(tmp_path):
-    from emorank.encoders.whisper import WHISPER_WEIGHTS
-
-    folder = shutil.copytree(SHIPPED, tmp_path / "whisper")
-    config = json.loads((folder / "config.json").read_text())
-    config["model"].update(audio_encoder="whisper-base", audio_encoder_kwargs={"layer": 3, "pooling": "mean_std"})
-    (folder / "config.json").write_text(json.dumps(config))
-    body = model_card(folder, license="mit").split("---\n", 2)[2]
-    assert "Whisper base encoder, output of block(s) 3 of 6, pooled over the clip's frames with `mean_std`" in body
-    for part in WHISPER_WEIGHTS["whisper-base"].parts:
-        assert f"`{part.package}=={part.version}`" in body and part.sha256 in body
-    egemaps = model_card(SHIPPED, license="mit").split("---\n", 2)[2]
-    assert "Whisper" not in egemaps
-
-
 def test_push_without_a_hub_says_what_to_do_instead_of_a_traceback(tmp_path):
     """No network, offline mode, a refused token: one sentence each on stderr, exit status 2, no traceback."""
     import http.server
@@ -235,3 +220,18 @@ def test_push_without_a_hub_says_what_to_do_instead_of_a_traceback(tmp_path):
             assert run.stderr.startswith("error: ") and says in run.stderr and "run the command again" in run.stderr
     finally:
         refusing.shutdown()
+
+
+def test_model_card_names_the_whisper_layer_pooling_and_weight_wheels(tmp_path):
+    from emorank.encoders.whisper import WHISPER_WEIGHTS
+
+    folder = shutil.copytree(SHIPPED, tmp_path / "whisper")
+    config = json.loads((folder / "config.json").read_text())
+    config["model"].update(audio_encoder="whisper-base", audio_encoder_kwargs={"layer": 3, "pooling": "mean_std"})
+    (folder / "config.json").write_text(json.dumps(config))
+    body = model_card(folder, license="mit").split("---\n", 2)[2]
+    assert "Whisper base encoder, output of block(s) 3 of 6, pooled over the clip's frames with `mean_std`" in body
+    for part in WHISPER_WEIGHTS["whisper-base"].parts:
+        assert f"`{part.package}=={part.version}`" in body and part.sha256 in body
+    egemaps = model_card(SHIPPED, license="mit").split("---\n", 2)[2]
+    assert "Whisper" not in egemaps

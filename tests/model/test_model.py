@@ -152,26 +152,6 @@ def test_speaker_normalisation_matches_a_mask_per_speaker_oracle():
     np.testing.assert_allclose(got[spk == "a"].mean(axis=0), 0.0, atol=1e-5)
 
 
-def test_utterance_normalisation_is_per_clip_and_ignores_speakers():
-    rng = np.random.default_rng(1)
-    x = (rng.normal(size=(30, 8)) * rng.uniform(0.5, 4.0, size=8) + rng.normal(size=8) * 10).astype(np.float32)
-    norm = FeatureNormaliser("utterance").fit(x)
-    out = norm(x)
-    g = (x - norm.mean) / norm.std  # the global z-score first puts the dimensions on one scale ...
-    want = (g - g.mean(axis=1, keepdims=True)) / g.std(axis=1, keepdims=True)  # ... then each clip over its dims
-    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(out.mean(axis=1), 0.0, atol=1e-5)
-    np.testing.assert_allclose(out.std(axis=1), 1.0, atol=1e-4)
-    # one clip alone gives the same row as in a batch, with or without speakers
-    np.testing.assert_allclose(norm(x[3:4]), out[3:4], rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(norm(x, ["a"] * 30), out, rtol=1e-6, atol=1e-6)
-    # a per-clip offset and scale of the whole standardised vector is removed
-    shifted = (g[:2] * 3.0 + 5.0) * norm.std + norm.mean
-    np.testing.assert_allclose(norm(shifted), out[:2], rtol=1e-3, atol=1e-3)
-    again = FeatureNormaliser.from_dict(json.loads(json.dumps(norm.to_dict())))
-    np.testing.assert_allclose(again(x), out)
-
-
 # ------------------------------------------------------------------------------- saving, killed at any instant
 KILLED_SAVE = """
 import os, signal, sys
@@ -287,3 +267,23 @@ def test_leftovers_of_a_live_save_are_left_alone_and_old_style_leftovers_are_rec
     loaded = EmotionRankCLAP.from_checkpoint(tmp_path / "ckpt")
     assert bool((loaded.audio_proj.linear.bias == 5.0).all())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_utterance_normalisation_is_per_clip_and_ignores_speakers():
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(30, 8)) * rng.uniform(0.5, 4.0, size=8) + rng.normal(size=8) * 10).astype(np.float32)
+    norm = FeatureNormaliser("utterance").fit(x)
+    out = norm(x)
+    g = (x - norm.mean) / norm.std  # the global z-score first puts the dimensions on one scale ...
+    want = (g - g.mean(axis=1, keepdims=True)) / g.std(axis=1, keepdims=True)  # ... then each clip over its dims
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out.mean(axis=1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=1), 1.0, atol=1e-4)
+    # one clip alone gives the same row as in a batch, with or without speakers
+    np.testing.assert_allclose(norm(x[3:4]), out[3:4], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(norm(x, ["a"] * 30), out, rtol=1e-6, atol=1e-6)
+    # a per-clip offset and scale of the whole standardised vector is removed
+    shifted = (g[:2] * 3.0 + 5.0) * norm.std + norm.mean
+    np.testing.assert_allclose(norm(shifted), out[:2], rtol=1e-3, atol=1e-3)
+    again = FeatureNormaliser.from_dict(json.loads(json.dumps(norm.to_dict())))
+    np.testing.assert_allclose(again(x), out)

@@ -191,31 +191,6 @@ def test_training_loop_runs_with_the_configured_threads_and_restores_them(tmp_pa
             TrainConfig(threads=bad).validate()
 
 
-def test_auto_normalisation_is_per_speaker_for_hand_crafted_and_whisper_features():
-    from emorank.training.trainer import _auto_norm
-
-    for name in ("egemaps", "compare", "whisper-base", "whisper-tiny-en"):
-        assert _auto_norm(TrainConfig(audio_encoder=name)) == "speaker", name
-    assert _auto_norm(TrainConfig(audio_encoder="hf")) == "none"  # the paper's online encoders stay as they were
-    assert _auto_norm(TrainConfig(audio_encoder="odyssey-wavlm")) == "none"
-    for mode in ("global", "utterance", "none"):
-        assert _auto_norm(TrainConfig(audio_encoder="whisper-tiny-en", audio_norm=mode)) == mode
-        TrainConfig(audio_norm=mode).validate()
-
-
-def test_initial_temperature_is_the_configs_else_the_systems_else_one():
-    from emorank.training.systems import SYSTEMS
-    from emorank.training.trainer import temperature_init
-
-    assert temperature_init(TrainConfig(system="emotionrankclap-plus")) == 0.1  # ours: chosen on dev
-    for name, system in SYSTEMS.items():
-        if name != "emotionrankclap-plus":  # the paper systems keep the paper's 1.0
-            assert system.temperature_init is None and temperature_init(TrainConfig(system=name)) == 1.0, name
-    assert temperature_init(TrainConfig(system="emotionrankclap-plus", temperature_init=1.0)) == 1.0
-    assert TrainConfig.paper().temperature_init is None
-    TrainConfig(temperature_init=None).validate()
-
-
 def test_the_loss_gets_the_manifest_labels_in_float64(monkeypatch, tmp_path):
     """Means of ratings (k/15 steps) reach the loss bit for bit; _Tensors cast them to float32 before."""
     import emorank.training.trainer as train_module
@@ -239,3 +214,28 @@ def test_the_loss_gets_the_manifest_labels_in_float64(monkeypatch, tmp_path):
     rows = {tuple(row) for row in data.labels.tolist()}
     assert all(tuple(row) in rows for y in seen for row in y.tolist())  # the very float64 values, no rounding
     assert _Tensors(build_model(TrainConfig(), data), data, "dev", torch.device("cpu")).labels.dtype == torch.float64
+
+
+def test_auto_normalisation_is_per_speaker_for_hand_crafted_and_whisper_features():
+    from emorank.training.trainer import _auto_norm
+
+    for name in ("egemaps", "compare", "whisper-base", "whisper-tiny-en"):
+        assert _auto_norm(TrainConfig(audio_encoder=name)) == "speaker", name
+    assert _auto_norm(TrainConfig(audio_encoder="hf")) == "none"  # the paper's online encoders stay as they were
+    assert _auto_norm(TrainConfig(audio_encoder="odyssey-wavlm")) == "none"
+    for mode in ("global", "utterance", "none"):
+        assert _auto_norm(TrainConfig(audio_encoder="whisper-tiny-en", audio_norm=mode)) == mode
+        TrainConfig(audio_norm=mode).validate()
+
+
+def test_initial_temperature_is_the_configs_else_the_systems_else_one():
+    from emorank.training.systems import SYSTEMS
+    from emorank.training.trainer import temperature_init
+
+    assert temperature_init(TrainConfig(system="emotionrankclap-plus")) == 0.1  # ours: chosen on dev
+    for name, system in SYSTEMS.items():
+        if name != "emotionrankclap-plus":  # the paper systems keep the paper's 1.0
+            assert system.temperature_init is None and temperature_init(TrainConfig(system=name)) == 1.0, name
+    assert temperature_init(TrainConfig(system="emotionrankclap-plus", temperature_init=1.0)) == 1.0
+    assert TrainConfig.paper().temperature_init is None
+    TrainConfig(temperature_init=None).validate()
