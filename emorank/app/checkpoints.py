@@ -135,6 +135,11 @@ class CheckpointsMixin:
                   "people; analyse a real voice with a checkpoint trained on real speech.")]
         return "  \n".join(lines)
 
+    def audio_encoder_ready(self, name: str) -> bool:
+        """Whether checkpoint `name` can encode a clip at once (False before its audio encoder's first use, which
+        reads the encoder's weights: about 10 s for Whisper, once per process)."""
+        return self.model(name).audio_encoder_loaded
+
     def model(self, name: str):
         """The loaded model of a checkpoint (cached; reloaded when its folder changes)."""
         from emorank.model.core import EmotionRankCLAP

@@ -179,6 +179,9 @@ WHISPER_WEIGHTS: dict[str, WhisperWeights] = {
 }
 
 
+_LOADED: set[tuple[str, str]] = set()  # (name, device) whose weights _loaded_encoder holds
+
+
 @functools.lru_cache(maxsize=2)
 def _loaded_encoder(name: str, device: str):
     """transformers' WhisperEncoder with the verified weights of ``WHISPER_WEIGHTS[name]`` (shared per process)."""
@@ -276,10 +279,16 @@ class WhisperAudioEncoder(AudioEncoder):
                  "transformers": _installed_version("transformers")}
         return self.name + "|" + "|".join(f"{k}={v}" for k, v in parts.items())
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the weights are in memory (read, verified and mapped by ``load`` or the first ``encode``)."""
+        return bool(self._device) and (self.name, self._device) in _LOADED
+
     def load(self) -> "WhisperAudioEncoder":
         """Read, verify and map the weights now (otherwise on the first ``encode``); shared by instances."""
         self._device = resolve_device(self.device)
         config = _loaded_encoder(self.name, self._device).config
+        _LOADED.add((self.name, self._device))
         got = (config.d_model, config.encoder_layers, config.num_mel_bins)
         if got != (self.d_model, self.n_layers, self.n_mels):
             raise WhisperWeightsError(f"The {self.name} weights have width, blocks, mel bins {got}, expected "

@@ -176,6 +176,12 @@ class EmotionRankCLAP(nn.Module):
         return self._matching("audio", self._audio_encoder, self.config.audio_fingerprint)
 
     @property
+    def audio_encoder_loaded(self) -> bool:
+        """Whether audio can be encoded at once: the frozen audio encoder is built and holds its weights (a neural
+        encoder reads them on first use, seconds; the app says so while it waits)."""
+        return self._audio_encoder is not None and bool(getattr(self._audio_encoder, "loaded", True))
+
+    @property
     def text_encoder(self):
         """The frozen text encoder, checked to produce the features the heads were trained on."""
         if self._text_encoder is None:

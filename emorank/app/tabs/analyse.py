@@ -39,7 +39,18 @@ class AnalyseHandlers:
     def _analyse(self, audio, checkpoint, collection, k) -> dict:
         if not audio:
             raise gr.Error("upload or record a clip first", print_exception=False)
+        if self._first_use(checkpoint):
+            gr.Info("Loading this checkpoint's audio encoder for its first analysis (Whisper: about 10 s, once per "
+                    "server start); the result follows.")
         return self.ws.analyse(audio, checkpoint, collection, k)
+
+    def _first_use(self, checkpoint) -> bool:
+        """Whether this analysis has to load the checkpoint's audio encoder first (a bad name: not our concern
+        here, `ws.analyse` says what is wrong with it)."""
+        try:
+            return not self.ws.audio_encoder_ready(checkpoint)
+        except Exception:  # noqa: BLE001
+            return False
 
     @friendly
     def analyse(self, audio: str | None, checkpoint: str, collection: str):
