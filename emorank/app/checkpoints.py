@@ -135,6 +135,6 @@ class CheckpointsMixin:
         return name, path, stamp
 
     def _drop_cached(self, checkpoint: str) -> None:
-        for store in (self._models, self._indexes, self._grids, self._queries, self._text_refs):
+        for store in (self._models, self._indexes, self._grids, self._queries, self._text_refs, self._audio_refs):
             for key in [k for k in store if k[0] == checkpoint]:
                 del store[key]

@@ -26,18 +26,14 @@ from emorank.app.bounds import (
     _clean_name,
     _unique,
     ALL_LOCAL,
-    ANALYSE_MAX_SECONDS,
-    ANALYSE_MIN_SECONDS,
     DEMO_ALL,
     DEMO_TEST,
-    MAX_ANALYSE_HITS,
     MAX_HITS,
     MAX_RUNS,
     STRIP_VALUES,
     VA_RANGE,
     WorkspaceError,
     choice,
-    confine,
     number,
     text,
     whole,
@@ -51,16 +47,14 @@ from emorank.app.build import (
     find_checkpoints,
     query_captions,
 )
+from emorank.app.analysis import MATCHING, AnalysisMixin
 from emorank.app.checkpoints import CheckpointsMixin
-from emorank.app.inputs import local_clip
 from emorank.app.collections import CollectionsMixin, CollectionSource, _hub_offline
 
 log = logging.getLogger(__name__)
 
-MATCHING = "the checkpoint's own corpus"  # analyse: nearest clips from a collection of the checkpoint's corpus
 
-
-class Workspace(CheckpointsMixin, CollectionsMixin):
+class Workspace(CheckpointsMixin, CollectionsMixin, AnalysisMixin):
     """Checkpoints and collections by name, with loaded models and retrieval indexes cached; thread-safe.
 
     Args:
@@ -105,6 +99,7 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
         self._grids: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._queries: dict[tuple, object] = {}
         self._text_refs: dict[tuple, np.ndarray] = {}  # checkpoint -> template phrasings' typicality scores
+        self._audio_refs: dict[tuple, object] = {}  # checkpoint -> its clips' typicality reference (or None)
         self._collections: dict[str, CollectionSource] = {}
         self._definitions: list[dict] = []  # collections added by visitors, as saved in COLLECTIONS_FILE
         self.build = BuildStatus(ready=assets.manifest_path.is_file())
@@ -238,22 +233,6 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
         va = index.estimate_va(index.queries.embed([query]))[0]  # [2]
         return round(float(va[0]), 2), round(float(va[1]), 2)
 
-    def text_typicality(self, checkpoint: str, index, query: str):
-        """How close a free-text query is to the template captions the checkpoint's estimates rest on
-        (`emorank.search.typicality`): a Typicality whose `typical` is False when the text is less like them than
-        95% of held-out template phrasings, so where it reads on the plane is a guess."""
-        from emorank.search.typicality import judge_text, text_reference
-
-        key = self._model_key(checkpoint)
-        grid_emb = self.grid(checkpoint)[1]
-        with self._lock:
-            reference = self._text_refs.get(key)
-        if reference is None:
-            reference = text_reference(self.model(checkpoint), grid_emb, cache=self.cache)
-            with self._lock:
-                self._text_refs[key] = reference
-        return judge_text(index.queries.embed([query])[0], grid_emb, reference)
-
     def neighbours(self, checkpoint: str, collection: str, axis: str, fixed) -> tuple[object, list[dict]]:
         """The ordinal strip (one clip per step 1..7 along `axis`, the other axis at `fixed`): (index, records)."""
         from emorank.search.retrieval import AXES
@@ -314,69 +293,6 @@ class Workspace(CheckpointsMixin, CollectionsMixin):
                     step()
                 except Exception as err:  # noqa: BLE001 - a warm-up must never take the app down
                     log.warning("warm-up of %s failed: %s", name, err)
-
-    # ----------------------------------------------------------------------------- analysis
-    def neighbour_collection(self, checkpoint: str, collection: str | None = MATCHING) -> tuple[str | None, str]:
-        """Where a checkpoint's nearest clips come from: (collection name or None, a note for people).
-
-        `MATCHING` (the default) picks a collection of the corpus the checkpoint was trained on (its config's
-        dataset: "demo" for the synthetic corpus, "ravdess", ...): a real voice is compared with the speech the
-        checkpoint understands, never with synthetic clips because they happen to be loaded. None when no such
-        collection is loaded (the note says what to add). A named collection is used as asked; the note says when
-        its corpus is not the checkpoint's."""
-        from emorank.app.collections import corpus_title
-
-        corpus = self.checkpoint_corpus(checkpoint)
-        sources = self.collections()
-        if collection is None or collection == "":
-            return None, ""
-        if collection == MATCHING:
-            same = [name for name, s in sources.items() if s.corpus == corpus]
-            if same:
-                return same[0], (f"Nearest clips from **{same[0]}**: {corpus_title(corpus)} speech, the corpus "
-                                 f"`{checkpoint}` was trained on.")
-            return None, (f"No nearest clips: no collection of {corpus_title(corpus)} speech (what `{checkpoint}` "
-                          f"was trained on) is loaded, and clips of another corpus would not be comparable. Add a "
-                          f"{corpus_title(corpus)} folder under 'Add a collection', or pick a collection.")
-        source = self.source(collection)
-        if source.corpus == corpus:
-            return collection, f"Nearest clips from **{collection}** ({corpus_title(corpus)} speech)."
-        what = f"{corpus_title(source.corpus)} speech" if source.corpus else "clips of an unknown corpus"
-        return collection, (f"Nearest clips from **{collection}**, {what}, as you chose; `{checkpoint}` was trained "
-                            f"on {corpus_title(corpus)} speech, so neighbours and distances across the two mean "
-                            f"little.")
-
-    def analyse(self, clip, checkpoint: str, collection: str | None = MATCHING, k: int = 5) -> dict:
-        """A clip (an uploaded file's path, a FileData dict, base64 data or an http(s) URL: see
-        `emorank.app.inputs.local_clip`): its V-A estimate, nearest V-A captions and nearest clips of a collection (see
-        `neighbour_collection`; None: no clips), each clip with its "distance" from the estimate on the 1..7
-        plane. "collection" and "neighbours" in the result say where the clips came from.
-
-        Raises emorank.data.audio.AudioError (a ValueError naming the file) for unreadable, silent, too short or too
-        long audio (limit ANALYSE_MAX_SECONDS)."""
-        from emorank.captions.va import va_caption
-        from emorank.data.audio import TARGET_SR, load_audio
-        from emorank.metrics.va import va_from_similarity
-        from emorank.search.retrieval import VA_TEMPERATURE
-
-        k = whole(k, "k (clips to return)", 1, MAX_ANALYSE_HITS)
-        chosen, note = self.neighbour_collection(checkpoint, collection)
-        roots = [*self.upload_roots, *self.local_roots, *self.allowed_roots(), os.path.realpath(self.clips_dir)]
-        with local_clip(clip, self.clips_dir, private_urls=self.private_urls) as path:
-            path = confine(path, roots, "audio file")
-            wav = load_audio(path, max_seconds=ANALYSE_MAX_SECONDS, min_seconds=ANALYSE_MIN_SECONDS)  # [T] 16 kHz
-        index = self.index(checkpoint, chosen) if chosen is not None else None
-        emb = (index.model if index is not None else self.model(checkpoint)).encode_audio(wav)  # [1, D]
-        grid, grid_emb = self.grid(checkpoint)
-        sims = grid_emb @ emb[0]  # [G]
-        va = va_from_similarity(sims[None], grid, VA_TEMPERATURE)[0]  # [2], as Collection.estimate_va
-        top = np.argsort(-sims, kind="stable")[:k]
-        captions = [{"caption": va_caption(*grid[i]), "valence": float(grid[i, 0]), "arousal": float(grid[i, 1]),
-                     "similarity": round(float(sims[i]), 4)} for i in top]
-        clips = [] if index is None else self.hit_records(index, index.search_embedding(emb[0], k), point=va)
-        return {"valence": round(float(va[0]), 3), "arousal": round(float(va[1]), 3),
-                "seconds": round(len(wav) / TARGET_SR, 2), "captions": captions, "clips": clips,
-                "checkpoint": checkpoint, "collection": chosen, "neighbours": note}
 
     # ----------------------------------------------------------------------------- runs
     def new_run_dir(self, name: str) -> tuple[str, Path]:
