@@ -23,8 +23,8 @@ import gradio as gr
 from emorank.app.bounds import (ANALYSE_K, ANALYSE_MAX_SECONDS, DEMO_ALL, DEMO_TEST, MAX_K, MAX_SESSIONS, NONE,
                                 STRIP_VALUES, local_paths_policy)
 from emorank.app.build import demo_clip_folder, plan_demo
-from emorank.app.formatting import (COMPARE_HEADERS, EXAMPLE_MAX_DELTA, HIT_HEADERS, REPORT_HEADERS, example_captions,
-                                    example_voices)
+from emorank.app.formatting import (COMPARE_HEADERS, EXAMPLE_MAX_DELTA, HIT_HEADERS, REPORT_HEADERS, REPORT_WIDTHS,
+                                    example_captions, example_voices)
 from emorank.app.handlers import Handlers
 from emorank.app.jobs import TrainingJobs
 from emorank.app.serving import gpu
@@ -92,7 +92,7 @@ def explore_tab(h: Handlers, ckpt, coll) -> tuple[list, list, list, list, list, 
                       elem_id="compare"):
         with gr.Row():
             ckpt_b = gr.Dropdown([(NONE, NONE)] + h.checkpoint_choices(), value=h.second_checkpoint(),
-                                 label="Compare with", elem_id="compare-checkpoint", scale=1, min_width=240)
+                                 label="Compare with", elem_id="compare-checkpoint", scale=1, min_width=320)
             compare_note = gr.Markdown(elem_id="compare-note")
         compare = gr.Dataframe(headers=COMPARE_HEADERS, interactive=False, elem_id="compare-hits", wrap=True,
                                label="Its clips for the same query")
@@ -226,13 +226,14 @@ def evaluate_tab(h: Handlers):
                            min_width=220)
         split = gr.Dropdown(["test", "dev", "train"], value="test", label="Split", min_width=120)
     with gr.Row():
-        trials = gr.Slider(2, 30, 30, step=1, label="Alignment trials (paper: 30)", min_width=200)
-        lists = gr.Slider(10, 100, 100, step=10, label="Ordinality lists per axis (paper: 100)", min_width=200)
+        trials = gr.Slider(2, 30, 30, step=1, label="Alignment trials (paper: 30)", min_width=200, elem_id="eval-trials")
+        lists = gr.Slider(10, 100, 100, step=10, label="Ordinality lists per axis (paper: 100)", min_width=200,
+                          elem_id="eval-lists")
         run = gr.Button("Run the paper's tests", variant="primary", min_width=160)
     table = gr.Dataframe(headers=REPORT_HEADERS, label="Results (mean ± std)", interactive=False, wrap=True,
-                         elem_id="eval-table", max_height=400)
+                         elem_id="eval-table", max_height=400, column_widths=REPORT_WIDTHS)
     with gr.Accordion("Significance between systems (the paper's Tables 1-2)", open=False):
-        paper = gr.Markdown()
+        paper = gr.Markdown(elem_id="eval-paper")
     plot = gr.Plot(label="Cross-modal ordinality")
     download = gr.File(label="Full report (JSON)")
     run.click(h.evaluate, [chosen, coll, split, trials, lists], [table, paper, plot, download],

@@ -1,6 +1,7 @@
-"""Analyse: one visitor's clip -> its valence-arousal estimate, how far it lies from what the checkpoint was
-trained on, and its nearest clips from a collection of the checkpoint's own corpus (:class:`AnalysisMixin` gives
-the :class:`~emorank.app.workspace.Workspace` these methods).
+"""What the workspace says about one voice clip or one free-text query: the clip's valence-arousal estimate, its
+nearest captions and its nearest clips in a collection of the checkpoint's own corpus (`neighbour_collection`),
+and whether the estimate can be trusted (`emorank.search.typicality`). :class:`AnalysisMixin` gives the
+:class:`~emorank.app.workspace.Workspace` these methods.
 """
 from __future__ import annotations
 
@@ -9,14 +10,7 @@ import os
 
 import numpy as np
 
-
-from emorank.app.bounds import (
-    ANALYSE_MAX_SECONDS,
-    ANALYSE_MIN_SECONDS,
-    MAX_ANALYSE_HITS,
-    confine,
-    whole,
-)
+from emorank.app.bounds import ANALYSE_MAX_SECONDS, ANALYSE_MIN_SECONDS, MAX_ANALYSE_HITS, confine, whole
 from emorank.app.inputs import local_clip
 
 log = logging.getLogger(__name__)
@@ -25,9 +19,8 @@ MATCHING = "the checkpoint's own corpus"  # analyse: nearest clips from a collec
 
 
 class AnalysisMixin:
-    """The workspace's Analyse methods (used through :class:`~emorank.app.workspace.Workspace`)."""
+    """Clip and text analysis (used through :class:`~emorank.app.workspace.Workspace`)."""
 
-    # ----------------------------------------------------------------------------- analysis
     def neighbour_collection(self, checkpoint: str, collection: str | None = MATCHING) -> tuple[str | None, str]:
         """Where a checkpoint's nearest clips come from: (collection name or None, a note for people).
 
@@ -70,6 +63,7 @@ class AnalysisMixin:
         from emorank.data.audio import TARGET_SR, load_audio
         from emorank.metrics.va import va_from_similarity
         from emorank.search.retrieval import VA_TEMPERATURE
+        from emorank.search.typicality import clip_features
 
         k = whole(k, "k (clips to return)", 1, MAX_ANALYSE_HITS)
         roots = [*self.upload_roots, *self.local_roots, *self.allowed_roots(), os.path.realpath(self.clips_dir)]
@@ -78,7 +72,11 @@ class AnalysisMixin:
             wav = load_audio(path, max_seconds=ANALYSE_MAX_SECONDS, min_seconds=ANALYSE_MIN_SECONDS)  # [T] 16 kHz
         chosen, note = self.neighbour_collection(checkpoint, collection)  # after the clip: its problems come first
         index = self.index(checkpoint, chosen) if chosen is not None else None
-        emb = (index.model if index is not None else self.model(checkpoint)).encode_audio(wav)  # [1, D]
+        model = index.model if index is not None else self.model(checkpoint)
+        raw = model.audio_encoder.encode([wav])  # [1, Da]
+        emb = model.embed_audio_features(raw, None)  # [1, D]: global normalisation (one clip, no speaker)
+        reference = self.audio_reference(checkpoint)
+        fit = reference.judge(clip_features(model, raw)[0]) if reference is not None else None
         grid, grid_emb = self.grid(checkpoint)
         sims = grid_emb @ emb[0]  # [G]
         va = va_from_similarity(sims[None], grid, VA_TEMPERATURE)[0]  # [2], as Collection.estimate_va
@@ -88,4 +86,46 @@ class AnalysisMixin:
         clips = [] if index is None else self.hit_records(index, index.search_embedding(emb[0], k), point=va)
         return {"valence": round(float(va[0]), 3), "arousal": round(float(va[1]), 3),
                 "seconds": round(len(wav) / TARGET_SR, 2), "captions": captions, "clips": clips,
-                "checkpoint": checkpoint, "collection": chosen, "neighbours": note}
+                "checkpoint": checkpoint, "collection": chosen, "neighbours": note,
+                "typicality": fit.to_dict() if fit is not None else None,
+                "trusted": None if fit is None else fit.typical}
+
+    def audio_reference(self, checkpoint: str):
+        """The checkpoint's clip typicality reference (`emorank.search.typicality`): the one stored beside it, else
+        one computed (once) from a loaded collection of its corpus with dev and test rows; None when neither
+        exists (the estimate's typicality cannot be judged then)."""
+        from emorank.encoders.cache import FeatureCache
+        from emorank.search.typicality import AudioReference, audio_reference
+
+        key = self._model_key(checkpoint)
+        with self._lock:
+            if key in self._audio_refs:
+                return self._audio_refs[key]
+        reference = AudioReference.load(self.checkpoint_path(checkpoint))
+        corpus = self.checkpoint_corpus(checkpoint)
+        for source in ([] if reference is not None else
+                       [s for s in self.collections().values() if s.corpus == corpus]):
+            counts = source.manifest.split_counts()
+            if counts.get("dev", 0) > 5 and counts.get("test", 0) > 5:
+                with FeatureCache(self.assets.cache_path) as private:
+                    reference = audio_reference(self.model(checkpoint), source.manifest, private, corpus=corpus)
+                break
+        with self._lock:
+            self._remember(self._audio_refs, key, reference)
+        return reference
+
+    def text_typicality(self, checkpoint: str, index, query: str):
+        """How close a free-text query is to the template captions the checkpoint's estimates rest on
+        (`emorank.search.typicality`): a Typicality whose `typical` is False when the text is less like them than
+        95% of held-out template phrasings, so where it reads on the plane is a guess."""
+        from emorank.search.typicality import judge_text, text_reference
+
+        key = self._model_key(checkpoint)
+        grid_emb = self.grid(checkpoint)[1]
+        with self._lock:
+            reference = self._text_refs.get(key)
+        if reference is None:
+            reference = text_reference(self.model(checkpoint), grid_emb, cache=self.cache)
+            with self._lock:
+                self._remember(self._text_refs, key, reference)
+        return judge_text(index.queries.embed([query])[0], grid_emb, reference)

@@ -94,14 +94,17 @@ class CheckpointsMixin:
         return f"{CORPUS_LICENSES.get(corpus, (corpus,))[0]} (real speech)", True
 
     def checkpoint_label(self, name: str) -> str:
-        """"name · system title · trained on ..." for drop-downs (falls back to the name)."""
+        """"name · corpus" for drop-downs: the name (what tells checkpoints apart) first, then what it was trained
+        on ("synthetic", "RAVDESS"; left out when the name already says it), short enough for a phone-wide
+        drop-down. The system and encoders are in the model card."""
         try:
             cfg = self.checkpoint_config(name)
             corpus, real = self.trained_on(name)
         except WorkspaceError:
             return name
-        title = (cfg.get("system") or {}).get("title") or (cfg.get("system") or {}).get("name") or "?"
-        return (f"{name} · {title} · {corpus.split(' (')[0] if real else 'synthetic'}" + (" (stopped early)" if cfg.get("stopped") else ""))
+        corpus = corpus.split(" (")[0] if real else "synthetic"
+        shown = name if corpus.split()[0].lower() in name.lower() else f"{name} · {corpus}"
+        return shown + (" · stopped early" if cfg.get("stopped") else "")
 
     def checkpoint_card(self, name: str) -> str:
         """A short model card (markdown) of a checkpoint: training data, system, encoders, test metrics of its
@@ -162,6 +165,6 @@ class CheckpointsMixin:
         return name, path, stamp
 
     def _drop_cached(self, checkpoint: str) -> None:
-        for store in (self._models, self._indexes, self._grids, self._queries, self._text_refs):
+        for store in (self._models, self._indexes, self._grids, self._queries, self._text_refs, self._audio_refs):
             for key in [k for k in store if k[0] == checkpoint]:
                 del store[key]

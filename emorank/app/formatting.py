@@ -63,6 +63,9 @@ def _click_payload(payload) -> dict:
 
 REPORT_HEADERS = ["checkpoint", "system", "MMD ↓", "Wasserstein ↓", "AOC ↑", "VOC ↑", "R@1 a→t", "R@5 a→t",
                   "R@10 a→t", "CCC valence", "CCC arousal"]
+# Fixed widths (px) that fit a 1400 px window whole and scroll, word by word intact, on a phone: names break after
+# their hyphens, "0.128 ± 0.009" at its spaces, headers between words.
+REPORT_WIDTHS = ["160px", "150px", "116px", "116px", "116px", "116px", "66px", "66px", "66px", "78px", "78px"]
 
 
 def _report_row(name: str, r: dict) -> list:

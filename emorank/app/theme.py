@@ -21,8 +21,8 @@ def theme_and_css() -> tuple[gr.themes.Base, str]:
 
 
 # Labels wrap instead of being cut; tab names stay whole (tabs that do not fit go to Gradio's "more tabs" menu);
-# players share a row and wrap as whole cards; wide tables scroll inside their panel; the hidden boxes that carry
-# plot clicks take no room.
+# players share a row and wrap as whole cards; wide tables scroll inside their panel and break lines between words
+# only (the evaluation tables); the hidden boxes that carry plot clicks take no room.
 CSS = """
 #train-status code {letter-spacing: -1px}
 .emorank-hidden {display: none !important}
@@ -39,6 +39,11 @@ button, .label-wrap {white-space: normal !important; overflow-wrap: anywhere; he
 #hit-players > *, #strip-players > * {flex: 1 1 150px !important; min-width: 150px !important}
 .table-wrap, .table-container {overflow-x: auto !important; max-width: 100%}
 .wrap .secondary-wrap input, .dropdown input {text-overflow: ellipsis; padding-right: 24px !important}
+#eval-table table {font-size: 13px}
+#eval-table th, #eval-table td, #eval-table span {word-break: normal !important; overflow-wrap: normal !important}
+#eval-paper table {display: block; overflow-x: auto; max-width: 100%; font-size: 13px}
+#eval-paper th, #eval-paper td {word-break: normal !important; overflow-wrap: normal !important; hyphens: none;
+  min-width: 3.2em; padding: 4px 6px}
 @media (max-width: 640px) {
   .gradio-container {padding: 4px !important}
   #hit-players > *, #strip-players > * {flex: 1 1 45% !important; min-width: 45% !important}

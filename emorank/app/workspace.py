@@ -48,11 +48,11 @@ from emorank.app.build import (
     find_checkpoints,
     query_captions,
 )
+from emorank.app.analysis import MATCHING, AnalysisMixin
 from emorank.app.checkpoints import CheckpointsMixin
 from emorank.app.collections import CollectionsMixin, CollectionSource, _hub_offline
 
 log = logging.getLogger(__name__)
-
 
 
 class Workspace(CheckpointsMixin, CollectionsMixin, AnalysisMixin):
@@ -106,6 +106,7 @@ class Workspace(CheckpointsMixin, CollectionsMixin, AnalysisMixin):
         self._grids: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._queries: OrderedDict[tuple, object] = OrderedDict()
         self._text_refs: OrderedDict[tuple, np.ndarray] = OrderedDict()  # checkpoint -> template phrasings' typicality
+        self._audio_refs: OrderedDict[tuple, object] = OrderedDict()  # checkpoint -> its clips' typicality reference
         self._collections: dict[str, CollectionSource] = {}
         self._definitions: list[dict] = []  # collections added by visitors, as saved in COLLECTIONS_FILE
         self.build = BuildStatus(ready=assets.manifest_path.is_file())
@@ -248,22 +249,6 @@ class Workspace(CheckpointsMixin, CollectionsMixin, AnalysisMixin):
         va = index.estimate_va(index.queries.embed([query]))[0]  # [2]
         return round(float(va[0]), 2), round(float(va[1]), 2)
 
-    def text_typicality(self, checkpoint: str, index, query: str):
-        """How close a free-text query is to the template captions the checkpoint's estimates rest on
-        (`emorank.search.typicality`): a Typicality whose `typical` is False when the text is less like them than
-        95% of held-out template phrasings, so where it reads on the plane is a guess."""
-        from emorank.search.typicality import judge_text, text_reference
-
-        key = self._model_key(checkpoint)
-        grid_emb = self.grid(checkpoint)[1]
-        with self._lock:
-            reference = self._text_refs.get(key)
-        if reference is None:
-            reference = text_reference(self.model(checkpoint), grid_emb, cache=self.cache)
-            with self._lock:
-                self._remember(self._text_refs, key, reference)
-        return judge_text(index.queries.embed([query])[0], grid_emb, reference)
-
     def neighbours(self, checkpoint: str, collection: str, axis: str, fixed) -> tuple[object, list[dict]]:
         """The ordinal strip (one clip per step 1..7 along `axis`, the other axis at `fixed`): (index, records)."""
         from emorank.search.retrieval import AXES
@@ -324,7 +309,6 @@ class Workspace(CheckpointsMixin, CollectionsMixin, AnalysisMixin):
                     step()
                 except Exception as err:  # noqa: BLE001 - a warm-up must never take the app down
                     log.warning("warm-up of %s failed: %s", name, err)
-
 
     # ----------------------------------------------------------------------------- runs
     def new_run_dir(self, name: str) -> tuple[str, Path]:

@@ -6,14 +6,19 @@ Our interpretation (the paper has no such measure):
 * a **text**'s typicality is its cosine similarity, in the joint space, to the nearest caption of the V-A caption
   grid (`retrieval.grid_embeddings`: the template captions "The person is speaking ..." that place every estimate).
   The reference is the same score for template phrasings the grid does not hold (another seed, random points);
-* a **clip**'s typicality is its mean cosine similarity to its `K` nearest clips of the checkpoint's own dev split
-  (embedded as an upload is: global normalisation, no speaker statistics). The reference is the same score for the
-  test split of that corpus, which the checkpoint never saw.
+* a **clip**'s typicality is its mean Euclidean distance, in the checkpoint's normalised encoder-feature space
+  (z-scores with the checkpoint's global training statistics, as an upload is normalised), to its `K` nearest
+  clips of the checkpoint's own dev split. The reference is the same distance for the test split of that corpus,
+  which the checkpoint never saw. (Measured on the shipped checkpoints: similarity in the joint space separates
+  nothing, a sine tone or white noise sits as close to the dev clips as speech does, because the heads keep only
+  what aligns with captions; distances between the encoder's features flag tones, noise and another corpus's
+  speech, each at every clip tried.)
 
-A score below the `PERCENTILE`-th percentile of its reference (less typical than 95% of the checkpoint's own
-held-out material) is flagged: the estimate is then an extrapolation. :func:`audio_reference` computes the clip
-reference; :meth:`AudioReference.save` stores it beside a checkpoint (``reference.npz``, arrays only, loaded without
-pickle) so an app without the training corpus can still judge.
+An item less typical than (100 - `PERCENTILE`)% of its reference, i.e. beyond the reference's `PERCENTILE`-th
+percentile of typicality, is flagged: its estimate is then an extrapolation. :func:`audio_reference` computes the
+clip reference; :meth:`AudioReference.save` stores it beside a checkpoint (``reference.npz``, arrays only, loaded
+without pickle) so an app without the training corpus can still judge (`bench/references.py` writes the shipped
+ones).
 """
 from __future__ import annotations
 
@@ -38,22 +43,28 @@ TEXT_SEED = 1  # the grid's phrasings use seed 0
 
 @dataclass
 class Typicality:
-    """One item's score against its reference: `typical` is False below the threshold."""
+    """One item's score against its reference. `percentile`: the share (0..100) of the reference that is no more
+    typical than the item; `typical` is False below PERCENTILE (the score is then past `threshold`)."""
 
     score: float
     threshold: float
-    percentile: float  # where the score falls in the reference, 0..100
+    percentile: float
     typical: bool
+    higher_is_typical: bool = True  # similarity (texts) or distance (clips)
 
     def to_dict(self) -> dict:
         return {"score": round(self.score, 4), "threshold": round(self.threshold, 4),
-                "percentile": round(self.percentile, 1), "typical": self.typical}
+                "percentile": round(self.percentile, 1), "typical": self.typical,
+                "score_is": "similarity" if self.higher_is_typical else "distance"}
 
 
-def _judge(score: float, reference: np.ndarray) -> Typicality:
-    threshold = float(np.percentile(reference, PERCENTILE))
-    percentile = float(100.0 * np.mean(reference <= score))
-    return Typicality(float(score), threshold, percentile, bool(score >= threshold))
+def _judge(score: float, reference: np.ndarray, higher_is_typical: bool) -> Typicality:
+    if higher_is_typical:
+        threshold, share = float(np.percentile(reference, PERCENTILE)), float(np.mean(reference <= score))
+    else:
+        threshold, share = float(np.percentile(reference, 100 - PERCENTILE)), float(np.mean(reference >= score))
+    typical = score >= threshold if higher_is_typical else score <= threshold
+    return Typicality(float(score), threshold, 100.0 * share, bool(typical), higher_is_typical)
 
 
 # ------------------------------------------------------------------------------------------------ texts
@@ -74,33 +85,43 @@ def text_reference(model: EmotionRankCLAP, grid_emb: np.ndarray, cache: FeatureC
 
 def judge_text(text_emb: np.ndarray, grid_emb: np.ndarray, reference: np.ndarray) -> Typicality:
     """A text embedding [D] against the template phrasings' reference."""
-    return _judge(float(text_scores(text_emb, grid_emb)[0]), reference)
+    return _judge(float(text_scores(text_emb, grid_emb)[0]), reference, higher_is_typical=True)
 
 
 # ------------------------------------------------------------------------------------------------ clips
-def audio_scores(audio_emb: np.ndarray, reference: np.ndarray, k: int = K) -> np.ndarray:
-    """[N] mean cosine similarity of each clip [N, D] to its `k` nearest reference clips [R, D]."""
-    sims = np.atleast_2d(audio_emb).astype(np.float32) @ reference.astype(np.float32).T  # [N, R]
-    k = min(k, sims.shape[1])
-    return np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+def audio_scores(features: np.ndarray, reference: np.ndarray, k: int = K) -> np.ndarray:
+    """[N] mean Euclidean distance of each clip's normalised features [N, Da] to its `k` nearest reference clips
+    [R, Da]."""
+    x, r = np.atleast_2d(features).astype(np.float64), reference.astype(np.float64)
+    d2 = (x * x).sum(1)[:, None] - 2.0 * x @ r.T + (r * r).sum(1)[None, :]  # [N, R]
+    k = min(k, d2.shape[1])
+    nearest = np.partition(d2, k - 1, axis=1)[:, :k]
+    return np.sqrt(np.maximum(nearest, 0.0)).mean(axis=1)
+
+
+def clip_features(model: EmotionRankCLAP, raw: np.ndarray) -> np.ndarray:
+    """Raw encoder features [N, Da] -> the checkpoint's normalised features (global statistics, as for an upload)."""
+    return np.asarray(model.normaliser(raw, None), dtype=np.float32)
 
 
 @dataclass
 class AudioReference:
-    """A checkpoint's dev clips (the neighbours a clip is scored against) and its test clips' scores."""
+    """A checkpoint's dev clips (normalised encoder features: the neighbours a clip is scored against) and its
+    test clips' scores."""
 
-    audio: np.ndarray  # [R, D] float16 embeddings of the dev split
-    calibration: np.ndarray  # [T] float32 scores of the test split
+    features: np.ndarray  # [R, Da] float32
+    calibration: np.ndarray  # [T] float32 distances of the test split
     meta: dict = field(default_factory=dict)  # corpus, splits, counts, K, PERCENTILE
 
-    def judge(self, audio_emb: np.ndarray) -> Typicality:
-        """A clip embedding [D] against the checkpoint's own held-out clips."""
-        return _judge(float(audio_scores(audio_emb, self.audio, self.meta.get("k", K))[0]), self.calibration)
+    def judge(self, features: np.ndarray) -> Typicality:
+        """A clip's normalised features [Da] (`clip_features`) against the checkpoint's own held-out clips."""
+        score = float(audio_scores(features, self.features, int(self.meta.get("k", K)))[0])
+        return _judge(score, self.calibration, higher_is_typical=False)
 
     def save(self, folder: str | os.PathLike) -> Path:
         path = Path(folder) / REFERENCE_FILE
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, audio=self.audio.astype(np.float16), calibration=self.calibration.astype(np.float32),
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, features=self.features.astype(np.float32), calibration=self.calibration.astype(np.float32),
                  meta=np.array(json.dumps(self.meta)))
         os.replace(tmp, path)
         return path
@@ -113,20 +134,19 @@ class AudioReference:
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                audio, calibration = data["audio"], data["calibration"]
+                features, calibration = data["features"], data["calibration"]
                 meta = json.loads(str(data["meta"]))
         except (OSError, ValueError, KeyError):
             return None
-        if audio.ndim != 2 or calibration.ndim != 1 or not len(audio) or not len(calibration):
+        if features.ndim != 2 or calibration.ndim != 1 or not len(features) or not len(calibration):
             return None
-        return cls(audio, calibration, meta if isinstance(meta, dict) else {})
+        return cls(features, calibration, meta if isinstance(meta, dict) else {})
 
 
 def audio_reference(model: EmotionRankCLAP, manifest: Manifest, cache: FeatureCache | None = None,
                     reference_split: str = "dev", calibration_split: str = "test", corpus: str = "") -> AudioReference:
     """The clip reference of `model` from a manifest of its corpus: dev clips as neighbours, test clips scored
-    against them. Clips are embedded as an upload is (global normalisation). Raises ValueError without both
-    splits."""
+    against them, both normalised as an upload is. Raises ValueError without enough clips in both splits."""
     cache = cache or FeatureCache()
     parts = {}
     for split in (reference_split, calibration_split):
@@ -134,10 +154,10 @@ def audio_reference(model: EmotionRankCLAP, manifest: Manifest, cache: FeatureCa
         if len(rows) < K + 1:
             raise ValueError(f"the manifest needs at least {K + 1} {split!r} clips for a reference (it has "
                              f"{len(rows)})")
-        feats = cache.audio_features(rows.path, model.audio_encoder, progress=False)
-        parts[split] = model.embed_audio_features(feats.values, None)  # [M, D], as one upload
+        parts[split] = clip_features(model, cache.audio_features(rows.path, model.audio_encoder,
+                                                                 progress=False).values)
     reference = parts[reference_split]
-    return AudioReference(reference.astype(np.float16), audio_scores(parts[calibration_split], reference),
+    return AudioReference(reference, audio_scores(parts[calibration_split], reference).astype(np.float32),
                           {"corpus": corpus, "reference": reference_split, "calibration": calibration_split,
                            "clips": [len(parts[reference_split]), len(parts[calibration_split])], "k": K,
                            "percentile": PERCENTILE})

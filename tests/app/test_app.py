@@ -478,6 +478,35 @@ def test_free_text_far_from_the_template_captions_is_flagged(app_demo):
     assert res["text_typicality"]["typical"] is False
 
 
+def test_each_analysis_says_whether_the_estimate_can_be_trusted(app_demo, tmp_path):
+    """A clip of the checkpoint's own corpus is within its training speech; a tone, noise, or synthetic speech
+    under a real-speech checkpoint lies farther than 95% of that checkpoint's own test clips and the result says
+    not to trust it. The shipped reference (bench/references.py) is what its corpus gives: recomputed here."""
+    from emorank.search.typicality import AudioReference, audio_reference
+
+    h = make_handlers(app_demo)
+    demo = h.ws.source(DEMO_TEST).manifest
+    t = np.arange(48000) / 16000
+    tone, noise = tmp_path / "tone.wav", tmp_path / "noise.wav"
+    sf.write(tone, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    sf.write(noise, (0.1 * np.random.default_rng(0).normal(size=t.size)).astype(np.float32), 16000)
+    for clip in demo.path[:3]:
+        res = h.ws.analyse(clip, "emotionrankclap", None, k=1)
+        assert res["trusted"] is True and res["typicality"]["score_is"] == "distance", res["typicality"]
+    for clip in (tone, noise):
+        res = h.ws.analyse(clip, "emotionrankclap", None, k=1)
+        assert res["trusted"] is False and res["typicality"]["percentile"] < 5, res["typicality"]
+        summary = h.analyse(str(clip), "emotionrankclap", DEMO_TEST)[0]
+        assert "Do not trust this estimate" in summary
+    real = h.ws.analyse(demo.path[0], "emotionrankclap-ravdess", None, k=1)  # synthetic speech, real checkpoint
+    assert real["trusted"] is False
+    assert "within the speech" in h.analyse(demo.path[0], "emotionrankclap", DEMO_TEST)[0]
+    assert h.estimate_va(demo.path[0], "emotionrankclap")["trusted"] is True
+    shipped = AudioReference.load(app_demo.checkpoints["emotionrankclap"])
+    again = audio_reference(h.ws.model("emotionrankclap"), h.ws.source(DEMO_ALL).manifest, h.ws.cache)
+    assert np.percentile(again.calibration, 95) == pytest.approx(np.percentile(shipped.calibration, 95), rel=1e-3)
+
+
 def test_shipped_example_voices_are_offered_and_analysed(client, server):
     """The Analyse tab offers the synthetic clips of assets/voices; each analyses to a point on the plane."""
     from emorank.app.formatting import example_voices

@@ -192,7 +192,13 @@ CUT_LABELS = """() => [...document.querySelectorAll('[data-testid="block-info"],
     .concat([...document.querySelectorAll('[role=tab]')]  // each visible tab name on one line
         .filter(b => b.offsetParent !== null && b.getClientRects().length > 0
                 && b.scrollHeight > parseFloat(getComputedStyle(b).lineHeight) * 1.6 + 16)
-        .map(b => 'tab: ' + b.innerText))"""
+        .map(b => 'tab: ' + b.innerText))
+    .concat([...document.querySelectorAll('input[role=combobox]')]  // a drop-down's chosen value, whole
+        .filter(e => e.offsetParent !== null && e.value && e.scrollWidth > e.clientWidth + 1)
+        .map(e => 'dropdown: ' + e.value))
+    .concat([...document.querySelectorAll('.token > span, .token')]  // a multiselect's chosen values, whole
+        .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+        .map(e => 'token: ' + e.innerText))"""
 
 
 def test_phone_width_shows_every_label_whole(page, url, shots):
@@ -282,3 +288,70 @@ def test_a_real_speech_checkpoint_finds_neighbours_in_its_own_corpus(page, url, 
         assert clip.startswith("Actor_"), rows  # a RAVDESS clip, not a synthetic one
         assert float(distance) >= 0, rows  # the distance column is filled
     page.close()
+
+
+BROKEN_WORDS = """(selector) => {  // words split across lines (a break after a hyphen is a line break, not a cut word)
+  const out = [];
+  for (const cell of document.querySelectorAll(selector)) {
+    if (cell.offsetParent === null) continue;
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.data.matchAll(/[^\\s-]+-?/g)) {
+        const range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        const lines = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+        if (lines.size > 1) out.push(m[0]);
+      }
+    }
+  }
+  return out;
+}"""
+TABLE_FITS = """() => {  // every column of the results table inside the visible width of its panel
+  const wrap = document.querySelector('#eval-table .table-wrap');
+  const right = wrap.getBoundingClientRect().right + 1;
+  return [...document.querySelectorAll('#eval-table th')].filter(th => th.getBoundingClientRect().right > right)
+    .map(th => th.innerText);
+}"""
+SPILLED = """() => [...document.querySelectorAll('#eval-table th, #eval-table td')]  // text wider than its own cell
+  .filter(c => c.offsetParent !== null && [...c.querySelectorAll('span')].some(s => s.scrollWidth > c.clientWidth))
+  .map(c => c.innerText)"""
+
+
+def open_tab(page, name: str) -> None:
+    """A tab by name, through Gradio's "More tabs" menu when the window is too narrow to show it."""
+    tab = page.get_by_role("tab", name=name)
+    if tab.count() and tab.first.is_visible():
+        tab.first.click()
+        return
+    page.get_by_label("More tabs").click()
+    page.locator(".overflow-dropdown button", has_text=name).click()
+
+
+def test_evaluate_tables_and_dropdowns_show_every_word_whole_at_real_widths(page, url, shots):
+    """At 1400 px the results table fits its panel; at 1400 and 390 px no word of the results or the significance
+    tables is split across lines (they scroll instead), and every drop-down shows its whole value."""
+    for width in (1400, 390):
+        view = page.context.browser.new_page(viewport={"width": width, "height": 1000})
+        view.set_default_timeout(120_000)
+        view.goto(url[0])
+        view.wait_for_function("document.querySelectorAll('#hits div[role=row]').length >= 2")
+        view.locator("#compare-checkpoint input").wait_for()
+        assert view.evaluate(CUT_LABELS) == [], width  # Explore: drop-downs (checkpoint, collection, compare)
+        open_tab(view, "Evaluate")
+        for slider, value in (("eval-trials", "2"), ("eval-lists", "10")):  # the quickest run
+            box = view.locator(f"#{slider} input[type=number]")
+            box.fill(value)
+            box.press("Enter")
+        view.get_by_role("button", name="Run the paper's tests").click()
+        view.locator("#eval-table [data-testid='cell-1-0']").wait_for()
+        view.get_by_text("Significance between systems").click()
+        view.locator("#eval-paper table").first.wait_for()
+        view.wait_for_timeout(500)
+        assert view.evaluate(BROKEN_WORDS, "#eval-table th, #eval-table td, #eval-paper th, #eval-paper td") == []
+        assert view.evaluate(SPILLED) == [], width
+        if width == 1400:
+            assert view.evaluate(TABLE_FITS) == []
+        assert view.evaluate(CUT_LABELS) == [], width  # Evaluate: the multiselect's values and the tables' labels
+        view.screenshot(path=str(shots / f"evaluate-{width}.png"), full_page=True)
+        view.close()

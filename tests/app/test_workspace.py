@@ -103,7 +103,7 @@ def test_workspace_lists_demo_collections_and_checkpoints(ws, assets):
     assert set(cols[DEMO_TEST].manifest.split) == {"test"} and cols[DEMO_TEST].labelled
     assert len(cols[DEMO_ALL].manifest) == len(read_csv_manifest(assets.manifest_path))
     assert ws.allowed_roots() == [os.path.realpath(assets.manifest_path.parent / "audio")]
-    assert "EmotionRankCLAP" in ws.checkpoint_label("emotionrankclap")
+    assert ws.checkpoint_label("emotionrankclap") == "emotionrankclap · synthetic"  # the name first, then the data
     with pytest.raises(WorkspaceError, match="unknown checkpoint 'nope'; available: .*emotionrankclap"):
         ws.index("nope", DEMO_TEST)
     with pytest.raises(WorkspaceError, match="no collection called 'nope'; choose one from the list"):

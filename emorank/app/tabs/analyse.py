@@ -67,7 +67,8 @@ class AnalyseHandlers:
                    f"embedding under `{checkpoint}`, trained on {corpus}; {res['seconds']:.1f} s analysed)."
                    + ("" if real else " This checkpoint never heard a real voice: choose one trained on real speech "
                       "for people's recordings.") + "\n\n"
-                   f"Closest caption: *{res['captions'][0]['caption']}*  \n{res['neighbours']}")
+                   f"{_trust(res, checkpoint)}\n\nClosest caption: *{res['captions'][0]['caption']}*  \n"
+                   f"{res['neighbours']}")
         captions = [[c["caption"], c["valence"], c["arousal"], c["similarity"]] for c in res["captions"]]
         players = [_player(c["file"], _hit_label(c), self.served) for c in clips]
         players += [_player(None, "", self.served)] * (ANALYSE_K - len(players))
@@ -82,8 +83,27 @@ class AnalyseHandlers:
             checkpoint: a checkpoint name; one trained on real speech (e.g. emotionrankclap-plus-ravdess) for people.
 
         Returns:
-            {"valence": 1..7, "arousal": 1..7, "caption": the closest speaking-style caption, "trained_on": ...}
+            {"valence": 1..7, "arousal": 1..7, "caption": the closest speaking-style caption, "trained_on": ...,
+             "trusted": false when the clip lies farther from the checkpoint's training speech than 95% of its own
+             test clips (the estimate is then an extrapolation; null when this cannot be judged), "typicality": ...}
         """
         res = self._analyse(audio, checkpoint, None, 1)  # no neighbours: only the estimate
         return {"valence": res["valence"], "arousal": res["arousal"], "caption": res["captions"][0]["caption"],
-                "checkpoint": checkpoint, "trained_on": self.ws.trained_on(checkpoint)[0]}
+                "checkpoint": checkpoint, "trained_on": self.ws.trained_on(checkpoint)[0],
+                "trusted": res["trusted"], "typicality": res["typicality"]}
+
+
+def _trust(res: dict, checkpoint: str) -> str:
+    """Whether the estimate can be trusted: how far the clip lies from the checkpoint's training speech, against
+    the checkpoint's own test clips (`emorank.search.typicality`)."""
+    fit = res.get("typicality")
+    if fit is None:
+        return (f"How typical this clip is of the speech `{checkpoint}` learnt cannot be judged here (no reference "
+                f"clips of its corpus).")
+    if not fit["typical"]:
+        return (f"⚠️ **Do not trust this estimate**: the clip lies farther from the speech `{checkpoint}` learnt "
+                f"than {100 - fit['percentile']:.0f}% of the checkpoint's own test clips (distance "
+                f"{fit['score']:.1f}; 95% of them lie within {fit['threshold']:.1f}), so the point is an "
+                f"extrapolation.")
+    return (f"The clip is within the speech `{checkpoint}` learnt: {fit['percentile']:.0f}% of its own test clips "
+            f"lie at least as far from it (distance {fit['score']:.1f}; flagged beyond {fit['threshold']:.1f}).")
