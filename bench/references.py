@@ -11,17 +11,20 @@ the dev and test clips (cached), then a few matrix products.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from emorank.data.corpora import load_corpus
-from emorank.data.manifest import read_csv_manifest
-from emorank.encoders.cache import FeatureCache
-from emorank.model.card import checkpoint_dataset
-from emorank.model.checkpoint import read_checkpoint_config
-from emorank.model.core import EmotionRankCLAP
-from emorank.search.typicality import audio_reference
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout: python bench/references.py
+
+from emorank.data.corpora import load_corpus  # noqa: E402
+from emorank.data.manifest import read_csv_manifest  # noqa: E402
+from emorank.encoders.cache import FeatureCache  # noqa: E402
+from emorank.model.card import checkpoint_dataset  # noqa: E402
+from emorank.model.checkpoint import read_checkpoint_config  # noqa: E402
+from emorank.model.core import EmotionRankCLAP  # noqa: E402
+from emorank.search.typicality import audio_reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -48,7 +48,6 @@ from emorank.app.build import (
     find_checkpoints,
     query_captions,
 )
-from emorank.app.analysis import MATCHING, AnalysisMixin
 from emorank.app.checkpoints import CheckpointsMixin
 from emorank.app.collections import CollectionsMixin, CollectionSource, _hub_offline
 
