@@ -30,7 +30,7 @@ def write_parquet(folder: Path, demo_corpus, n: int = 6) -> Path:
 def test_a_parquet_dataset_becomes_a_collection_that_answers_queries(h, tmp_path, demo_corpus, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = write_parquet(tmp_path / "voices-parquet", demo_corpus)
-    everything, labelled, _, note = h.add_collection(str(folder), "parquet voices", "valence, arousal, 1-5")
+    everything, labelled, _, note, _ = h.add_collection(str(folder), "parquet voices", "valence, arousal, 1-5")
     assert everything["value"] == "parquet voices" and "parquet voices" in labelled["choices"]
     source = h.ws.source("parquet voices")
     assert len(source.manifest) == 6 and source.labelled
