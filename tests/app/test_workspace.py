@@ -383,7 +383,7 @@ def test_a_bad_checkpoint_folder_never_stops_the_page(tmp_path, config_text):
     (planned.runs_dir / "later" / "checkpoint").mkdir(parents=True)
     (planned.runs_dir / "later" / "checkpoint" / "config.json").write_text(config_text)
     assert list(ws.refresh_checkpoints()) == ["emotionrankclap"]
-    assert "EmotionRankCLAP" in ws.checkpoint_label("emotionrankclap")
+    assert ws.checkpoint_label("emotionrankclap") == "emotionrankclap · synthetic"  # still listed, labelled
 
 
 @pytest.mark.parametrize("given", ["{abs}", "{abs}/", "~/checkpoints/emotionrankclap", "../checkpoints/emotionrankclap",
