@@ -29,6 +29,7 @@ rendered clips go through the normal :class:`~emorank.encoders.cache.FeatureCach
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import hashlib
 import io
@@ -161,7 +162,7 @@ def _fit_length(wav: np.ndarray, n: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------ conditions (registry)
 @dataclass(frozen=True)
-class Degradation:
+class Degradation(abc.ABC):
     """One recording condition. ``apply`` maps a 16 kHz float clip to the degraded clip; ``salt`` names the
     random stream of the per-clip seed (conditions sharing a salt share their draws)."""
 
@@ -170,8 +171,9 @@ class Degradation:
 
     salt = ""
 
+    @abc.abstractmethod
     def apply(self, wav: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
-        raise NotImplementedError
+        """The degraded clip (float, at ``sr``), drawing any randomness from ``rng`` only."""
 
     def unavailable(self) -> str | None:
         """Why this condition cannot run here (e.g. a codec libsndfile lacks), or None."""
