@@ -8,7 +8,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_wheel_has_the_library_and_the_console_command(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+    """Built from a copy of the sources (a checkout's own build/ folder may hold modules that no longer exist), the
+    wheel holds every module of every subpackage, and nothing else of the repository."""
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "emorank", src / "emorank", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "requirements.txt", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path)], check=True, capture_output=True, timeout=300)
     wheel = next(tmp_path.glob("emorank-*.whl"))
     with zipfile.ZipFile(wheel) as z:
@@ -16,7 +24,9 @@ def test_wheel_has_the_library_and_the_console_command(tmp_path):
         entry = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
         meta = z.read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "emorank = emorank.cli:main" in entry
-    assert {"emorank/__init__.py", "emorank/cli.py", "emorank/losses/rnc.py"} <= set(names)
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "emorank").rglob("*.py") if "__pycache__" not in p.parts}
+    assert {"emorank/__init__.py", "emorank/cli/__init__.py", "emorank/app/tabs/explore.py"} <= modules
+    assert modules == {n for n in names if n.endswith(".py")}  # every subpackage, no stale module
     assert not any(n.startswith(("tests/", "checkpoints/", "data/")) for n in names)
     from packaging.requirements import Requirement
 
