@@ -20,6 +20,7 @@ from typing import Callable
 import gradio as gr
 from emorank.app.bounds import AUDIO_SUFFIXES
 from emorank.app.workspace import Workspace
+from emorank.model.atomic import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def sweep_output_dirs(parent: str | os.PathLike | None = None) -> list[Path]:
         try:
             owner = folder / OWNER_FILE
             if owner.is_file():
-                stale = not _alive(int(owner.read_text().strip() or 0))
+                stale = not pid_alive(int(owner.read_text().strip() or 0))
             else:
                 stale = time.time() - folder.stat().st_mtime > STALE_SECONDS
         except (OSError, ValueError):
@@ -158,18 +159,6 @@ def sweep_output_dirs(parent: str | os.PathLike | None = None) -> list[Path]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
 
 
 def _slug(name: str) -> str:
